@@ -1,0 +1,66 @@
+"""The three types every part of evojax_lab speaks: Strategy, Evaluation, TrainResult."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+
+PyTree = Any
+
+
+class Strategy(NamedTuple):
+    """A black-box optimizer as four pure functions (like ``optax.GradientTransformation``).
+
+    Attributes:
+        init: ``init(key, params, **hyperparams) -> state``. ``params`` is one parameter pytree
+            (a template for the population). Numeric hyperparameters given here override the
+            factory's defaults and may be traced (a sweep vmaps over them without recompiling).
+        ask: ``ask(key, state) -> population``, a pytree like ``params`` with a leading
+            population axis. The population is a deterministic function of ``(key, state)``.
+        tell: ``tell(key, population, evaluation, state) -> (state, metrics)``. ``key`` must be
+            the key given to ``ask`` for this population: strategies that never store
+            perturbations (ES noise, GA seeds) regenerate them from it. ``metrics`` is a dict of
+            scalars.
+        solution: ``solution(state) -> params``, the parameters the strategy would deploy now.
+        pop_size: the population size (a Python int).
+        member: optional ``member(key, state, index) -> params``: member ``index`` of
+            ``ask(key, state)`` built alone (O(N)), so an evaluator can materialize the
+            population chunk by chunk instead of all at once.
+    """
+
+    init: Callable[..., Any]
+    ask: Callable[[jax.Array, Any], PyTree]
+    tell: Callable[[jax.Array, PyTree, Evaluation, Any], tuple[Any, dict]]
+    solution: Callable[[Any], PyTree]
+    pop_size: int
+    member: Callable[[jax.Array, Any, Any], PyTree] | None = None
+
+
+class Evaluation(NamedTuple):
+    """What an evaluation of a population returns (never whole trajectories).
+
+    Attributes:
+        fitness: ``[P]`` mean return over episodes (always maximized).
+        behavior: ``[P, B]`` behavior descriptor of the last episode (``B`` may be 0).
+        steps: ``[P]`` environment steps actually taken (summed over episodes).
+    """
+
+    fitness: jax.Array
+    behavior: jax.Array
+    steps: jax.Array
+
+
+class TrainResult(NamedTuple):
+    """The result of a whole training run.
+
+    Attributes:
+        state: the final strategy state.
+        metrics: dict of per-generation arrays with a leading ``[generations]`` axis.
+        solution: the strategy's solution after the last generation.
+    """
+
+    state: Any
+    metrics: dict
+    solution: PyTree

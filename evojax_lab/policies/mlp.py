@@ -1,0 +1,81 @@
+"""A flax MLP policy with a discrete (argmax) or continuous (tanh, rescaled) head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_ACTIVATIONS = {"tanh": jnp.tanh, "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu}
+
+
+class MLP(nn.Module):
+    """Multi-layer perceptron policy.
+
+    Attributes:
+        action_dim: number of discrete actions, or size of a continuous action.
+        hidden: hidden layer widths.
+        activation: "tanh", "relu", "gelu" or "elu".
+        head: "discrete" (argmax over ``action_dim`` logits), "continuous" (tanh squashed into
+            ``[low, high]``) or "linear" (raw outputs).
+        low, high: continuous action bounds (scalars or tuples), used by the continuous head.
+        action_shape: shape of a continuous action (defaults to ``(action_dim,)``).
+    """
+
+    action_dim: int
+    hidden: Sequence[int] = (32, 32)
+    activation: str = "tanh"
+    head: str = "discrete"
+    low: Any = -1.0
+    high: Any = 1.0
+    action_shape: tuple | None = None
+
+    @nn.compact
+    def __call__(self, obs):
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; choose from {sorted(_ACTIVATIONS)}"
+            )
+        act = _ACTIVATIONS[self.activation]
+        x = jnp.ravel(jnp.asarray(obs, jnp.float32))
+        for width in self.hidden:
+            x = act(nn.Dense(width)(x))
+        x = nn.Dense(self.action_dim)(x)
+        if self.head == "discrete":
+            return jnp.argmax(x).astype(jnp.int32)
+        if self.head == "continuous":
+            low = jnp.asarray(self.low, jnp.float32)
+            high = jnp.asarray(self.high, jnp.float32)
+            y = low + (jnp.tanh(x) + 1.0) * 0.5 * (high - low)
+            return y.reshape(self.action_shape or (self.action_dim,))
+        if self.head == "linear":
+            return x
+        raise ValueError(f"unknown head {self.head!r}; use 'discrete', 'continuous' or 'linear'")
+
+
+def for_task(task, hidden: Sequence[int] = (32, 32), activation: str = "tanh") -> MLP:
+    """An :class:`MLP` whose head matches ``task.action_space``."""
+    space = task.action_space
+    if space.kind == "discrete":
+        return MLP(action_dim=space.n, hidden=tuple(hidden), activation=activation)
+    if space.kind == "continuous":
+        shape = tuple(space.shape)
+        return MLP(
+            action_dim=int(np.prod(shape)) if shape else 1,
+            hidden=tuple(hidden),
+            activation=activation,
+            head="continuous",
+            low=tuple(np.ravel(space.low).tolist()),
+            high=tuple(np.ravel(space.high).tolist()),
+            action_shape=shape,
+        )
+    raise ValueError(f"unsupported action space kind {space.kind!r}")
+
+
+def init_params(policy, key: jax.Array, observation_shape: tuple):
+    """``policy.init`` on a zero observation."""
+    return policy.init(key, jnp.zeros(observation_shape, jnp.float32))

@@ -1,0 +1,72 @@
+"""Adapter for every gymnax environment (gymnax 1.x: six-value ``step``).
+
+The adapter calls ``step_env`` (no auto-reset, so the final observation and state are kept) and
+combines its ``terminated`` with gymnax's own time-limit check (``is_truncated``), exactly the
+``done`` that gymnax's ``step`` reports as ``terminated | truncated``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from evojax_lab.tasks.base import ActionSpace, Task, flat_observation_behavior
+
+
+def gymnax_names() -> list[str]:
+    import gymnax
+
+    return list(gymnax.registered_envs)
+
+
+def _action_space(space) -> ActionSpace:
+    from gymnax.environments import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return ActionSpace("discrete", n=int(space.n))
+    if isinstance(space, spaces.Box):
+        shape = tuple(space.shape) if space.shape is not None else ()
+        low = np.broadcast_to(np.asarray(space.low, np.float32), shape)
+        high = np.broadcast_to(np.asarray(space.high, np.float32), shape)
+        return ActionSpace("continuous", shape=shape, low=low, high=high)
+    raise TypeError(f"unsupported gymnax action space {type(space).__name__}")
+
+
+def make_gymnax(name: str, *, max_steps: int | None = None, **env_kwargs) -> Task:
+    """Wrap gymnax environment ``name``.
+
+    Args:
+        name: a gymnax id, e.g. ``"CartPole-v1"``, ``"Breakout-MinAtar"``.
+        max_steps: episode cutoff; defaults to the environment's ``max_steps_in_episode``.
+        **env_kwargs: passed to ``gymnax.make``.
+    """
+    import gymnax
+
+    env, params = gymnax.make(name, **env_kwargs)
+    if max_steps is not None:
+        if int(max_steps) < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        params = params.replace(max_steps_in_episode=int(max_steps))
+    cutoff = int(params.max_steps_in_episode)
+    obs_shape = tuple(env.observation_space(params).shape)
+    action_space = _action_space(env.action_space(params))
+
+    def reset(key):
+        return env.reset_env(key, params)
+
+    def step(key, state, action):
+        obs, state, reward, terminated, _ = env.step_env(key, state, action, params)
+        done = jnp.logical_or(terminated, env.is_truncated(state, params))
+        return obs, state, jnp.asarray(reward, jnp.float32).reshape(()), done.reshape(())
+
+    behavior_size = int(np.prod(obs_shape))
+    return Task(
+        name=name,
+        reset=reset,
+        step=step,
+        behavior=flat_observation_behavior,
+        observation_shape=obs_shape,
+        action_space=action_space,
+        max_steps=cutoff,
+        behavior_size=behavior_size,
+    )

@@ -1,0 +1,151 @@
+"""``make_train``: a strategy and an evaluation fused into one jit-compiled run.
+
+Generation ``g`` uses the key ``fold_in(run_key, g)``, so a run split into blocks (for progress
+bars or checkpoints) equals the same run in one call, and the same key gives the same run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from evojax_lab.core.types import Strategy, TrainResult
+from evojax_lab.evaluate import evaluate
+
+
+class TrainCarry(NamedTuple):
+    """Everything a run carries between generations (what a checkpoint stores)."""
+
+    state: Any
+    key: jax.Array
+    generation: jax.Array
+    steps: jax.Array  # cumulative environment steps used for training (float32: no overflow)
+
+
+class Trainer:
+    """The callable returned by :func:`make_train`.
+
+    ``trainer(key, hparams=None) -> TrainResult`` runs all generations in one jit. For progress
+    reporting and checkpoints the same run can be driven in blocks::
+
+        carry = trainer.init(key, hparams)
+        carry, metrics = trainer.run(carry, 10)   # 10 generations, jitted
+        result = trainer.result(carry, [metrics, ...])
+
+    ``num_traces`` counts how often the run was traced (a test of "no recompilation").
+    """
+
+    def __init__(self, task, policy, strategy: Strategy, *, generations: int, episodes: int,
+                 eval_episodes: int, chunk_size: int | None, params: Any | None):
+        if int(generations) < 1:
+            raise ValueError(f"generations must be >= 1, got {generations}")
+        if int(episodes) < 1:
+            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        if int(eval_episodes) < 0:
+            raise ValueError(f"eval_episodes must be >= 0, got {eval_episodes}")
+        self.task = task
+        self.policy = policy
+        self.strategy = strategy
+        self.generations = int(generations)
+        self.episodes = int(episodes)
+        self.eval_episodes = int(eval_episodes)
+        self.chunk_size = chunk_size
+        self.params = params
+        self.num_traces = 0
+        self._train = jax.jit(self._train_impl)
+        self._init = jax.jit(self._init_impl)
+        self._run = jax.jit(self._run_impl, static_argnums=1)
+
+    # -- pieces -------------------------------------------------------------------------
+    def initial_params(self, key):
+        if self.params is not None:
+            return self.params
+        return self.policy.init(key, jnp.zeros(self.task.observation_shape, jnp.float32))
+
+    def _init_impl(self, key, hparams):
+        init_key, strategy_key, run_key = jax.random.split(key, 3)
+        params = self.initial_params(init_key)
+        state = self.strategy.init(strategy_key, params, **(hparams or {}))
+        return TrainCarry(state, run_key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
+
+    def _generation(self, carry: TrainCarry, _=None):
+        gen_key = jax.random.fold_in(carry.key, carry.generation)
+        ask_key, eval_key, solution_key = jax.random.split(gen_key, 3)
+        population = self.strategy.ask(ask_key, carry.state)
+        evaluation = evaluate(
+            eval_key, self.task, self.policy, population,
+            episodes=self.episodes, chunk_size=self.chunk_size,
+        )
+        state, metrics = self.strategy.tell(ask_key, population, evaluation, carry.state)
+        steps = carry.steps + jnp.sum(evaluation.steps).astype(jnp.float32)
+        metrics = dict(metrics)
+        if self.eval_episodes:
+            solution = jax.tree.map(lambda x: x[None], self.strategy.solution(state))
+            score = evaluate(
+                solution_key, self.task, self.policy, solution, episodes=self.eval_episodes
+            )
+            metrics["solution_fitness"] = score.fitness[0]
+        metrics["steps"] = steps
+        metrics["generation"] = carry.generation + 1
+        return TrainCarry(state, carry.key, carry.generation + 1, steps), metrics
+
+    def _run_impl(self, carry, num_generations):
+        self.num_traces += 1
+        return jax.lax.scan(self._generation, carry, None, length=num_generations)
+
+    def _train_impl(self, key, hparams):
+        self.num_traces += 1
+        carry = self._init_impl(key, hparams)
+        carry, metrics = jax.lax.scan(self._generation, carry, None, length=self.generations)
+        return TrainResult(carry.state, metrics, self.strategy.solution(carry.state))
+
+    # -- public -------------------------------------------------------------------------
+    def __call__(self, key, hparams: dict | None = None) -> TrainResult:
+        """Run every generation in one jit-compiled call."""
+        return self._train(key, hparams)
+
+    def init(self, key, hparams: dict | None = None) -> TrainCarry:
+        return self._init(key, hparams)
+
+    def run(self, carry: TrainCarry, num_generations: int):
+        """Advance ``num_generations`` generations (jitted; compiled once per block length)."""
+        return self._run(carry, int(num_generations))
+
+    def result(self, carry: TrainCarry, metrics_blocks: list[dict]) -> TrainResult:
+        metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *metrics_blocks)
+        return TrainResult(carry.state, metrics, self.strategy.solution(carry.state))
+
+
+def make_train(
+    task,
+    policy,
+    strategy: Strategy,
+    *,
+    generations: int,
+    episodes: int = 1,
+    eval_episodes: int = 10,
+    chunk_size: int | None = None,
+    params: Any | None = None,
+) -> Trainer:
+    """Fuse ``strategy`` and the evaluation of ``policy`` on ``task`` into one jitted run.
+
+    Args:
+        task: a :class:`~evojax_lab.tasks.Task`.
+        policy: a flax module, ``apply(params, obs) -> action``.
+        strategy: a :class:`~evojax_lab.Strategy`.
+        generations: number of generations (one ``lax.scan``).
+        episodes: episodes per member per generation.
+        eval_episodes: episodes on which the solution is scored after every generation
+            (metric ``solution_fitness``; 0 turns it off).
+        chunk_size: evaluate the population this many members at a time.
+        params: initial parameters; by default ``policy.init`` on a zero observation.
+
+    Returns:
+        A :class:`Trainer`: ``train(key, hparams=None) -> TrainResult``. ``hparams`` is a dict
+        of numeric overrides for ``strategy.init`` (e.g. ``{"sigma": 0.05}``); changing their
+        values does not recompile, so ``jax.vmap`` over them runs a sweep in one program.
+    """
+    return Trainer(task, policy, strategy, generations=generations, episodes=episodes,
+                   eval_episodes=eval_episodes, chunk_size=chunk_size, params=params)
