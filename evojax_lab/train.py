@@ -98,6 +98,10 @@ class Trainer:
     def _train_impl(self, key, hparams):
         self.num_traces += 1
         carry = self._init_impl(key, hparams)
+        # The barrier keeps XLA from specializing the first generations on the known initial
+        # state (zero optimizer moments, ...), so one call equals the same run in blocks
+        # (``init`` + ``run``) bit for bit.
+        carry = jax.lax.optimization_barrier(carry)
         carry, metrics = jax.lax.scan(self._generation, carry, None, length=self.generations)
         return TrainResult(carry.state, metrics, self.strategy.solution(carry.state))
 

@@ -11,9 +11,15 @@ def _nan_to_worst(fitness: jax.Array) -> jax.Array:
 
 
 def ranks(fitness: jax.Array) -> jax.Array:
-    """Ascending ranks 0..P-1; ties keep their order; NaN counts as the worst fitness."""
-    fitness = _nan_to_worst(jnp.asarray(fitness))
-    order = jnp.argsort(fitness, stable=True)
+    """Ascending ranks 0..P-1; ties keep their order; NaN counts as the worst fitness.
+
+    A NaN ranks below every number, ``-inf`` included (NaNs tie with each other, by order).
+    """
+    fitness = jnp.asarray(fitness)
+    nan = jnp.isnan(fitness)
+    # Two stable sorts = lexicographic order by (not NaN, fitness): NaNs first, by index.
+    by_value = jnp.argsort(_nan_to_worst(fitness), stable=True)
+    order = by_value[jnp.argsort(jnp.logical_not(nan[by_value]), stable=True)]
     return jnp.zeros(fitness.shape[0], jnp.int32).at[order].set(
         jnp.arange(fitness.shape[0], dtype=jnp.int32)
     )

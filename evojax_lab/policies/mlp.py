@@ -51,7 +51,8 @@ class MLP(nn.Module):
             low = jnp.asarray(self.low, jnp.float32)
             high = jnp.asarray(self.high, jnp.float32)
             y = low + (jnp.tanh(x) + 1.0) * 0.5 * (high - low)
-            return y.reshape(self.action_shape or (self.action_dim,))
+            shape = (self.action_dim,) if self.action_shape is None else tuple(self.action_shape)
+            return y.reshape(shape)
         if self.head == "linear":
             return x
         raise ValueError(f"unknown head {self.head!r}; use 'discrete', 'continuous' or 'linear'")

@@ -2,11 +2,20 @@
 
 The adapter calls ``step_env`` (no auto-reset, so the final observation and state are kept) and
 combines its ``terminated`` with gymnax's own time-limit check (``is_truncated``), exactly the
-``done`` that gymnax's ``step`` reports as ``terminated | truncated``.
+``done`` that gymnax's ``step`` reports as ``terminated | truncated``. The step key is split the
+way gymnax's ``step`` splits it, so ``task.step(key, state, action)`` reproduces the
+observation, state, reward and done of ``env.step(key, state, action, params)`` up to (and
+including) the step that ends the episode, where gymnax would auto-reset and we do not.
+
+Observations are passed through unchanged (MinAtar frames stay ``[10, 10, C]``, FrozenLake's is
+a scalar state index); policies flatten what they need. Actions are what gymnax expects: an int32
+scalar for ``Discrete`` spaces, a float array of the ``Box`` shape (``(1,)`` for Pendulum) for
+continuous ones.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -46,7 +55,11 @@ def make_gymnax(name: str, *, max_steps: int | None = None, **env_kwargs) -> Tas
     if max_steps is not None:
         if int(max_steps) < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        params = params.replace(max_steps_in_episode=int(max_steps))
+        # Keep the field's own type: some environments declare it as a float (BernoulliBandit:
+        # ``100.0``) and mix it with other floats in ``lax.select``, which rejects an int.
+        default = params.max_steps_in_episode
+        cutoff_value = float(int(max_steps)) if isinstance(default, float) else int(max_steps)
+        params = params.replace(max_steps_in_episode=cutoff_value)
     cutoff = int(params.max_steps_in_episode)
     obs_shape = tuple(env.observation_space(params).shape)
     action_space = _action_space(env.action_space(params))
@@ -55,7 +68,10 @@ def make_gymnax(name: str, *, max_steps: int | None = None, **env_kwargs) -> Tas
         return env.reset_env(key, params)
 
     def step(key, state, action):
-        obs, state, reward, terminated, _ = env.step_env(key, state, action, params)
+        # gymnax's ``step`` hands ``split(key)[0]`` to ``step_env`` (and the other half to its
+        # auto-reset); do the same so stochastic transitions match ``env.step`` key for key.
+        key_step, _ = jax.random.split(key)
+        obs, state, reward, terminated, _ = env.step_env(key_step, state, action, params)
         done = jnp.logical_or(terminated, env.is_truncated(state, params))
         return obs, state, jnp.asarray(reward, jnp.float32).reshape(()), done.reshape(())
 

@@ -1,0 +1,287 @@
+"""The ``evojax-lab`` command line: ``train`` and ``replay``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+# Presets: the settings `evojax-lab train --task NAME` uses unless an option overrides them.
+PRESETS = {
+    "CartPole-v1": dict(pop_size=256, sigma=0.05, learning_rate=0.03, generations=50,
+                        episodes=1, hidden=(32, 32)),
+    "Pendulum-v1": dict(pop_size=256, sigma=0.1, learning_rate=0.03, generations=200,
+                        episodes=4, hidden=(64, 64)),
+}
+DEFAULTS = dict(pop_size=256, sigma=0.02, learning_rate=0.01, generations=100, episodes=1,
+                hidden=(32, 32))
+STRATEGIES = ("openai_es",)
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.replace(" ", "").split(",") if w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--hidden must be comma-separated ints, got {text!r}"
+        ) from None
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"--hidden widths must be >= 1, got {text!r}")
+    return widths
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="evojax-lab",
+        description="JAX-accelerated neuroevolution: train, replay.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    t = sub.add_parser(
+        "train",
+        help="train a policy on a task and write a run folder",
+        description="Train a policy with an evolution strategy. Settings not given come from "
+        "the task's preset (see --list-presets) or the general defaults. Writes config.json, "
+        "metrics.jsonl, curve.png and params.msgpack to the run folder.",
+    )
+    t.add_argument("--task", default="CartPole-v1", help="task name (default: CartPole-v1)")
+    t.add_argument("--strategy", default="openai_es", choices=STRATEGIES,
+                   help="strategy (default: openai_es)")
+    t.add_argument("--generations", type=_positive_int, help="number of generations")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    t.add_argument("--pop-size", type=_positive_int, help="population size (even for ES)")
+    t.add_argument("--sigma", type=_positive_float, help="perturbation std (ES)")
+    t.add_argument("--lr", type=_positive_float, dest="learning_rate",
+                   help="Adam learning rate (ES)")
+    t.add_argument("--episodes", type=_positive_int, help="episodes per member per generation")
+    t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 32,32")
+    t.add_argument("--eval-episodes", type=int, default=10,
+                   help="episodes scoring the solution after each generation (default: 10)")
+    t.add_argument("--final-episodes", type=_positive_int, default=100,
+                   help="episodes for the final score of the solution (default: 100)")
+    t.add_argument("--chunk-size", type=_positive_int,
+                   help="evaluate the population this many members at a time (bounded memory)")
+    t.add_argument("--run-dir", help="run folder (default: runs/<task>_<strategy>_<time>)")
+    t.add_argument("--log-every", type=_positive_int, default=5,
+                   help="generations per jitted block between progress updates (default: 5)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+
+    r = sub.add_parser(
+        "replay",
+        help="play a trained solution from a run folder",
+        description="Rebuild the policy from a run folder (config.json + params.msgpack) and "
+        "play it, printing the mean return.",
+    )
+    r.add_argument("run", help="run folder written by `evojax-lab train`")
+    r.add_argument("--task", help="task to play on (default: the run's task)")
+    r.add_argument("--episodes", type=_positive_int, default=10,
+                   help="episodes to play (default: 10)")
+    r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    return parser
+
+
+def _settings(args) -> dict:
+    settings = dict(DEFAULTS)
+    settings.update(PRESETS.get(args.task, {}))
+    for name in ("pop_size", "sigma", "learning_rate", "generations", "episodes", "hidden"):
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = value
+    return settings
+
+
+def _block_size(generations: int, target: int) -> int:
+    """Largest divisor of ``generations`` not above ``target`` (one compiled block length)."""
+    target = max(1, min(target, generations))
+    return max(d for d in range(1, target + 1) if generations % d == 0)
+
+
+def _to_python(metrics: dict, i: int) -> dict:
+    row = {}
+    for k, v in metrics.items():
+        x = v[i].item()
+        row[k] = x if not isinstance(x, float) or math.isfinite(x) else None
+    return row
+
+
+def cmd_train(args) -> int:
+    if args.list_presets:
+        print(json.dumps({"defaults": DEFAULTS, **PRESETS}, indent=2))
+        return 0
+    if args.eval_episodes < 0:
+        raise CLIError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
+    import jax
+    import numpy as np
+    from flax import serialization
+
+    import evojax_lab as el
+    from evojax_lab.plots import learning_curve
+
+    try:
+        task = el.tasks.make(args.task)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    s = _settings(args)
+    policy = el.policies.for_task(task, hidden=s["hidden"])
+    try:
+        strategy = el.strategies.openai_es(
+            s["pop_size"], sigma=s["sigma"], learning_rate=s["learning_rate"]
+        )
+    except (ValueError, TypeError) as err:
+        raise CLIError(str(err)) from None
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.run_dir or Path("runs") / f"{args.task}_{args.strategy}_{stamp}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"task": args.task, "strategy": args.strategy, "seed": args.seed,
+              **{k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
+              "eval_episodes": args.eval_episodes, "chunk_size": args.chunk_size,
+              "devices": [str(d) for d in jax.devices()]}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+    trainer = el.make_train(task, policy, strategy, generations=s["generations"],
+                            episodes=s["episodes"], eval_episodes=args.eval_episodes,
+                            chunk_size=args.chunk_size)
+    gens = s["generations"]
+    block = _block_size(gens, args.log_every)
+    start = time.perf_counter()
+    carry = trainer.init(jax.random.PRNGKey(args.seed))
+    blocks = []
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=gens, desc=f"{args.task} {args.strategy}", unit="gen",
+                   dynamic_ncols=True, file=sys.stderr)
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for _ in range(gens // block):
+            carry, metrics = trainer.run(carry, block)
+            metrics = jax.device_get(metrics)
+            blocks.append(metrics)
+            for i in range(block):
+                f.write(json.dumps(_to_python(metrics, i)) + "\n")
+            f.flush()
+            if bar is not None:
+                last = _to_python(metrics, block - 1)
+                score = last.get("solution_fitness", last["best_fitness"])
+                bar.set_postfix(score=f"{score:.1f}" if score is not None else "nan",
+                                best=f"{last['best_fitness']:.1f}",
+                                steps=f"{last['steps']:.3g}")
+                bar.update(block)
+    if bar is not None:
+        bar.close()
+    result = trainer.result(carry, blocks)
+    train_seconds = time.perf_counter() - start
+
+    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
+    learning_curve(rows, run_dir / "curve.png",
+                   title=f"{args.task} — {args.strategy} (P={s['pop_size']}, seed {args.seed})")
+    (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(result.solution))
+
+    final_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 10_000_019)
+    per_episode = jax.jit(
+        lambda k: jax.vmap(lambda kk: el.rollout(kk, task, policy, result.solution)[0])(
+            jax.random.split(k, args.final_episodes))
+    )(final_key)
+    returns = np.asarray(per_episode)
+    summary = {
+        "task": args.task, "strategy": args.strategy, "generations": gens,
+        "final_mean_return": float(returns.mean()), "final_std_return": float(returns.std()),
+        "final_episodes": args.final_episodes, "env_steps": float(rows[-1]["steps"]),
+        "train_seconds": train_seconds, "run_dir": str(run_dir),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{args.task} {args.strategy}: solution mean return {returns.mean():.1f} "
+          f"± {returns.std():.1f} over {args.final_episodes} episodes | {gens} generations, "
+          f"{rows[-1]['steps']:.3g} env steps, {train_seconds:.1f} s | run folder {run_dir}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    import jax
+    from flax import serialization
+
+    import evojax_lab as el
+
+    run = Path(args.run)
+    config_path, params_path = run / "config.json", run / "params.msgpack"
+    for p in (config_path, params_path):
+        if not p.is_file():
+            raise CLIError(f"{p} not found: give a run folder written by `evojax-lab train`")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CLIError(f"{config_path} is not valid JSON: {err}") from None
+    task_name = args.task or config.get("task")
+    try:
+        task = el.tasks.make(task_name)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    policy = el.policies.for_task(task, hidden=tuple(config.get("hidden", (32, 32))))
+    template = policy.init(jax.random.PRNGKey(0), jax.numpy.zeros(task.observation_shape))
+    try:
+        params = serialization.from_bytes(template, params_path.read_bytes())
+    except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
+        raise CLIError(f"{params_path} is not a parameter file for this policy: {err}") from None
+    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.episodes)
+    returns = jax.jit(jax.vmap(lambda k: el.rollout(k, task, policy, params)[0]))(keys)
+    print(f"{task_name}: mean return {float(returns.mean()):.1f} ± {float(returns.std()):.1f} "
+          f"over {args.episodes} episodes")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "replay":
+            return cmd_replay(args)
+    except CLIError as err:
+        print(f"evojax-lab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

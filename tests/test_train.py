@@ -1,0 +1,143 @@
+"""make_train: one jitted run; no recompilation across hyperparameters; sweeps; blocks; eager."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import evojax_lab as el
+
+POP = 8
+GENS = 3
+MAX_STEPS = 20
+KEY = jax.random.PRNGKey(0)
+METRICS = ("best_fitness", "mean_fitness", "solution_fitness", "steps", "num_nan")
+
+
+def hp(sigma=0.1, learning_rate=0.01):
+    # float32 arrays (not Python floats): the same avals as one element of a vmapped sweep.
+    return {"sigma": jnp.float32(sigma), "learning_rate": jnp.float32(learning_rate)}
+
+
+def make_trainer():
+    task = el.tasks.make("CartPole-v1", max_steps=MAX_STEPS)
+    policy = el.policies.for_task(task, hidden=(8,))
+    strategy = el.strategies.openai_es(POP, sigma=0.1)
+    return el.make_train(task, policy, strategy, generations=GENS, eval_episodes=2)
+
+
+def leaves_close(a, b, atol):
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=atol)
+
+
+def leaves_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    """Only ever called as ``trainer(key, hp(...))`` (one trace) in this module."""
+    return make_trainer()
+
+
+@pytest.fixture(scope="module")
+def result(trainer):
+    return jax.block_until_ready(trainer(KEY, hp()))
+
+
+def test_metrics_shapes_and_consistency(result):
+    m = {k: np.asarray(v) for k, v in result.metrics.items()}
+    for name in METRICS:
+        assert name in m, name
+        assert m[name].shape == (GENS,), name
+    np.testing.assert_array_equal(m["num_nan"], 0)
+    assert np.all(m["mean_fitness"] <= m["best_fitness"])
+    # CartPole pays 1 per step, so a member's fitness is its episode length (<= MAX_STEPS) ...
+    assert np.all((m["best_fitness"] >= 1) & (m["best_fitness"] <= MAX_STEPS))
+    assert np.all((m["solution_fitness"] >= 1) & (m["solution_fitness"] <= MAX_STEPS))
+    # ... and the cumulative step count grows by POP * mean episode length each generation.
+    increments = np.diff(np.concatenate([[0.0], m["steps"]]))
+    np.testing.assert_allclose(increments, POP * m["mean_fitness"], rtol=1e-6)
+    np.testing.assert_array_equal(m["generation"], np.arange(1, GENS + 1))
+    np.testing.assert_allclose(m["sigma"], 0.1, rtol=1e-7)
+    # The solution is the final mean.
+    leaves_equal(result.solution, result.state.mean)
+    assert int(result.state.generation) == GENS
+
+
+def test_same_key_same_run_and_no_recompilation(trainer, result):
+    assert trainer.num_traces == 1
+    again = trainer(KEY, hp())
+    leaves_equal(again, result)
+    other_key = trainer(jax.random.PRNGKey(1), hp())
+    other_sigma = trainer(KEY, hp(sigma=0.05))
+    other_lr = trainer(KEY, hp(learning_rate=0.05))
+    assert trainer.num_traces == 1  # new keys and hyperparameter values reuse the program
+    np.testing.assert_allclose(other_sigma.metrics["sigma"], 0.05, rtol=1e-7)
+    np.testing.assert_allclose(
+        other_lr.state.opt_state.hyperparams["learning_rate"], 0.05, rtol=1e-7
+    )
+    w0 = np.asarray(result.solution["params"]["Dense_0"]["kernel"])
+    for run in (other_key, other_sigma, other_lr):
+        assert not np.allclose(np.asarray(run.solution["params"]["Dense_0"]["kernel"]), w0)
+
+
+def test_vmap_sweep_equals_individual_runs(trainer, result):
+    del result  # the single-run program is traced first
+    sigmas = jnp.array([0.05, 0.1, 0.2], jnp.float32)
+    lrs = jnp.array([0.01, 0.03, 0.01], jnp.float32)
+    sweep = jax.jit(
+        jax.vmap(lambda s, lr: trainer(KEY, {"sigma": s, "learning_rate": lr}))
+    )(sigmas, lrs)
+    assert trainer.num_traces == 1  # the sweep reuses the single-run trace
+    for name in METRICS:
+        assert sweep.metrics[name].shape == (3, GENS)
+    np.testing.assert_allclose(sweep.metrics["sigma"][:, 0], sigmas)
+    for i in range(3):
+        single = trainer(KEY, hp(float(sigmas[i]), float(lrs[i])))
+        leaves_close(jax.tree.map(lambda x, i=i: x[i], sweep), single, atol=1e-5)
+
+
+def test_blocks_equal_one_call_bit_for_bit(result):
+    blocks = make_trainer()  # its own instance: ``run`` is a second traced program
+    carry = blocks.init(KEY, hp())
+    metrics = []
+    for _ in range(GENS):
+        carry, m = blocks.run(carry, 1)
+        metrics.append(m)
+    assert int(carry.generation) == GENS
+    leaves_equal(blocks.result(carry, metrics), result)
+    assert blocks.num_traces == 1  # run(carry, 1) compiled once, reused by every block
+
+
+def test_eager_generations_equal_the_jitted_run(result):
+    # The whole run jitted vs. the same generations dispatched op by op, outside any jit.
+    eager = make_trainer()
+    carry = eager._init_impl(KEY, hp())
+    metrics = []
+    for _ in range(GENS):
+        carry, m = eager._generation(carry)
+        metrics.append(m)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
+    leaves_close(stacked, result.metrics, atol=1e-5)
+    leaves_close(carry.state, result.state, atol=1e-5)
+    leaves_close(eager.strategy.solution(carry.state), result.solution, atol=1e-5)
+    assert eager.num_traces == 0
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [({"generations": 0}, "generations"), ({"episodes": 0}, "episodes"),
+     ({"eval_episodes": -1}, "eval_episodes")],
+)
+def test_bad_arguments_raise(kw, match):
+    task = el.tasks.make("CartPole-v1", max_steps=MAX_STEPS)
+    policy = el.policies.for_task(task, hidden=(8,))
+    args = {"generations": 1, **kw}
+    with pytest.raises(ValueError, match=match):
+        el.make_train(task, policy, el.strategies.openai_es(POP), **args)
