@@ -1,9 +1,9 @@
 """evojax_lab: JAX-accelerated, vectorized neuroevolution."""
 
-from evojax_lab import policies, strategies, tasks
+from evojax_lab import parallel, policies, strategies, tasks
 from evojax_lab.core import noise, shaping, tree
 from evojax_lab.core.types import Evaluation, Strategy, TrainResult
-from evojax_lab.evaluate import evaluate, rollout
+from evojax_lab.evaluate import evaluate, evaluate_members, rollout
 from evojax_lab.train import TrainCarry, Trainer, make_train
 
 __version__ = "0.1.0"
@@ -15,8 +15,10 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "evaluate",
+    "evaluate_members",
     "make_train",
     "noise",
+    "parallel",
     "policies",
     "rollout",
     "shaping",

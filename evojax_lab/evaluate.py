@@ -3,6 +3,11 @@
 Episodes never auto-reset: a member's loop stops counting at ``done`` and keeps its final
 observation and state for the behavior descriptor. Nothing per step is stored; a rollout
 returns its return, its length and the behavior.
+
+Devices: when a mesh with a ``"pop"`` axis is in context (``jax.set_mesh``; the trainer does
+this), members are split over its devices with ``jax.shard_map``: each device runs the rollouts of
+its own members (and its own done-masked loop), and the results come back sharded along the
+population axis. ``chunk_size`` then bounds the members evaluated at once on each device.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec
 
+from evojax_lab.core.sharding import POP_AXIS, population_axis_size
 from evojax_lab.core.tree import batch_size
 from evojax_lab.core.types import Evaluation
+from evojax_lab.tasks.base import FunctionTask
 
 
 def apply_fn_of(policy) -> Callable[[Any, Any], Any]:
@@ -35,6 +43,10 @@ def rollout(key: jax.Array, task, policy, params, *, max_steps: int | None = Non
         (``max_steps``, default ``task.max_steps``); under vmap it runs until every member is
         done, finished members frozen by the loop's own mask.
     """
+    if isinstance(task, FunctionTask):
+        out = task.fn(key, params)
+        fitness, behavior = out if isinstance(out, tuple) else (out, jnp.zeros((0,)))
+        return jnp.asarray(fitness, jnp.float32).reshape(()), jnp.ones((), jnp.int32), behavior
     apply = apply_fn_of(policy)
     max_steps = task.max_steps if max_steps is None else int(max_steps)
     key, reset_key = jax.random.split(key)
@@ -56,6 +68,55 @@ def rollout(key: jax.Array, task, policy, params, *, max_steps: int | None = Non
     return ret, t, task.behavior(obs, state)
 
 
+def _episode_keys(key, pop_size, episodes, common_random_numbers):
+    if common_random_numbers:
+        return jnp.broadcast_to(
+            jax.random.split(key, episodes)[None], (pop_size, episodes, *key.shape)
+        )
+    return jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i), episodes))(
+        jnp.arange(pop_size)
+    )
+
+
+def _evaluate(key, task, policy, members, get_params, context, pop_size, *, episodes,
+              chunk_size, common_random_numbers, max_steps) -> Evaluation:
+    if int(episodes) < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    keys = _episode_keys(key, pop_size, int(episodes), common_random_numbers)
+
+    def one_member(context, args):
+        member, member_keys = args
+        params = get_params(context, member)
+        ret, length, behavior = jax.vmap(
+            lambda k: rollout(k, task, policy, params, max_steps=max_steps)
+        )(member_keys)
+        return ret.mean(), length.sum(), behavior[-1]
+
+    def run(context, members, keys):
+        local = keys.shape[0]
+        if chunk_size is None or int(chunk_size) >= local:
+            return jax.vmap(lambda a: one_member(context, a))((members, keys))
+        return jax.lax.map(
+            lambda a: one_member(context, a), (members, keys), batch_size=int(chunk_size)
+        )
+
+    devices = population_axis_size()
+    if devices > 1:
+        if pop_size % devices:
+            raise ValueError(
+                f"population size {pop_size} is not divisible by the {devices} devices of the "
+                "mesh's 'pop' axis; choose a multiple or a smaller mesh"
+            )
+        pop = PartitionSpec(POP_AXIS)
+        run = jax.shard_map(
+            run, in_specs=(PartitionSpec(), pop, pop), out_specs=pop, check_vma=False
+        )
+    fitness, steps, behavior = run(context, members, keys)
+    return Evaluation(fitness=fitness, behavior=behavior, steps=steps)
+
+
 def evaluate(
     key: jax.Array,
     task,
@@ -71,8 +132,9 @@ def evaluate(
 
     Args:
         key: PRNG key.
-        task: a :class:`~evojax_lab.tasks.Task`.
-        policy: a flax module whose ``apply(params, obs)`` returns an action.
+        task: a :class:`~evojax_lab.tasks.Task` (or a function task, ``el.tasks.function``).
+        policy: a flax module whose ``apply(params, obs)`` returns an action (``None`` for a
+            function task).
         population: parameter pytree with leading population axis ``P``.
         episodes: episodes per member; fitness is their mean return.
         chunk_size: if set, members are evaluated ``chunk_size`` at a time (``lax.map``), so
@@ -86,31 +148,33 @@ def evaluate(
         :class:`~evojax_lab.Evaluation` with ``fitness [P]``, ``behavior [P, B]`` (last
         episode) and ``steps [P]`` (environment steps actually taken).
     """
-    if int(episodes) < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    pop_size = batch_size(population)
-    if common_random_numbers:
-        keys = jnp.broadcast_to(
-            jax.random.split(key, episodes)[None], (pop_size, episodes, *key.shape)
-        )
-    else:
-        keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i), episodes))(
-            jnp.arange(pop_size)
-        )
+    return _evaluate(
+        key, task, policy, population, lambda _, params: params, None, batch_size(population),
+        episodes=episodes, chunk_size=chunk_size,
+        common_random_numbers=common_random_numbers, max_steps=max_steps,
+    )
 
-    def one_member(args):
-        params, member_keys = args
-        ret, length, behavior = jax.vmap(
-            lambda k: rollout(k, task, policy, params, max_steps=max_steps)
-        )(member_keys)
-        return ret.mean(), length.sum(), behavior[-1]
 
-    if chunk_size is None or int(chunk_size) >= pop_size:
-        fitness, steps, behavior = jax.vmap(one_member)((population, keys))
-    else:
-        if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        fitness, steps, behavior = jax.lax.map(
-            one_member, (population, keys), batch_size=int(chunk_size)
-        )
-    return Evaluation(fitness=fitness, behavior=behavior, steps=steps)
+def evaluate_members(
+    key: jax.Array,
+    task,
+    policy,
+    member_fn: Callable[[Any, jax.Array], Any],
+    context: Any,
+    pop_size: int,
+    *,
+    episodes: int = 1,
+    chunk_size: int | None = None,
+    common_random_numbers: bool = True,
+    max_steps: int | None = None,
+) -> Evaluation:
+    """Like :func:`evaluate`, but member ``i``'s parameters are built on the fly as
+    ``member_fn(context, i)`` — with ``chunk_size`` no ``P x N`` array of parameters ever exists.
+
+    ``context`` is a pytree (e.g. the strategy state and the ask key) replicated to every device.
+    """
+    return _evaluate(
+        key, task, policy, jnp.arange(pop_size), member_fn, context, int(pop_size),
+        episodes=episodes, chunk_size=chunk_size,
+        common_random_numbers=common_random_numbers, max_steps=max_steps,
+    )

@@ -6,13 +6,16 @@ bars or checkpoints) equals the same run in one call, and the same key gives the
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from evojax_lab.core.sharding import constrain_population, constrain_replicated
 from evojax_lab.core.types import Strategy, TrainResult
-from evojax_lab.evaluate import evaluate
+from evojax_lab.evaluate import evaluate, evaluate_members, rollout
+from evojax_lab.parallel import make_mesh
 
 
 class TrainCarry(NamedTuple):
@@ -38,7 +41,8 @@ class Trainer:
     """
 
     def __init__(self, task, policy, strategy: Strategy, *, generations: int, episodes: int,
-                 eval_episodes: int, chunk_size: int | None, params: Any | None):
+                 eval_episodes: int, chunk_size: int | None, params: Any | None,
+                 mesh: Any = "auto"):
         if int(generations) < 1:
             raise ValueError(f"generations must be >= 1, got {generations}")
         if int(episodes) < 1:
@@ -53,40 +57,64 @@ class Trainer:
         self.eval_episodes = int(eval_episodes)
         self.chunk_size = chunk_size
         self.params = params
+        if chunk_size is not None and int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if isinstance(mesh, str):
+            if mesh != "auto":
+                raise ValueError(f"mesh must be 'auto', None or a jax.sharding.Mesh, got {mesh!r}")
+            mesh = make_mesh(pop_size=strategy.pop_size)
+        self.mesh = mesh
         self.num_traces = 0
         self._train = jax.jit(self._train_impl)
         self._init = jax.jit(self._init_impl)
         self._run = jax.jit(self._run_impl, static_argnums=1)
 
     # -- pieces -------------------------------------------------------------------------
+    def _context(self):
+        return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
+
     def initial_params(self, key):
         if self.params is not None:
             return self.params
+        if self.policy is None:
+            raise ValueError("make_train needs params= when there is no policy to initialize")
         return self.policy.init(key, jnp.zeros(self.task.observation_shape, jnp.float32))
 
     def _init_impl(self, key, hparams):
         init_key, strategy_key, run_key = jax.random.split(key, 3)
         params = self.initial_params(init_key)
-        state = self.strategy.init(strategy_key, params, **(hparams or {}))
+        state = constrain_replicated(self.strategy.init(strategy_key, params, **(hparams or {})))
         return TrainCarry(state, run_key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
 
     def _generation(self, carry: TrainCarry, _=None):
         gen_key = jax.random.fold_in(carry.key, carry.generation)
         ask_key, eval_key, solution_key = jax.random.split(gen_key, 3)
-        population = self.strategy.ask(ask_key, carry.state)
-        evaluation = evaluate(
-            eval_key, self.task, self.policy, population,
-            episodes=self.episodes, chunk_size=self.chunk_size,
-        )
+        if self.chunk_size is not None and self.strategy.member is not None:
+            # Bounded memory: members are rebuilt from (key, state, index) chunk by chunk, and
+            # tell regenerates what it needs; no P x N array of parameters is ever built.
+            population = None
+            evaluation = evaluate_members(
+                eval_key, self.task, self.policy,
+                lambda ctx, i: self.strategy.member(ctx[0], ctx[1], i), (ask_key, carry.state),
+                self.strategy.pop_size, episodes=self.episodes, chunk_size=self.chunk_size,
+            )
+        else:
+            population = constrain_population(self.strategy.ask(ask_key, carry.state))
+            evaluation = evaluate(
+                eval_key, self.task, self.policy, population,
+                episodes=self.episodes, chunk_size=self.chunk_size,
+            )
         state, metrics = self.strategy.tell(ask_key, population, evaluation, carry.state)
+        state = constrain_replicated(state)
         steps = carry.steps + jnp.sum(evaluation.steps).astype(jnp.float32)
         metrics = dict(metrics)
         if self.eval_episodes:
-            solution = jax.tree.map(lambda x: x[None], self.strategy.solution(state))
-            score = evaluate(
-                solution_key, self.task, self.policy, solution, episodes=self.eval_episodes
+            # A single member: not sharded (every device scores it; it is cheap).
+            solution = self.strategy.solution(state)
+            returns = jax.vmap(lambda k: rollout(k, self.task, self.policy, solution)[0])(
+                jax.random.split(solution_key, self.eval_episodes)
             )
-            metrics["solution_fitness"] = score.fitness[0]
+            metrics["solution_fitness"] = returns.mean()
         metrics["steps"] = steps
         metrics["generation"] = carry.generation + 1
         return TrainCarry(state, carry.key, carry.generation + 1, steps), metrics
@@ -108,14 +136,17 @@ class Trainer:
     # -- public -------------------------------------------------------------------------
     def __call__(self, key, hparams: dict | None = None) -> TrainResult:
         """Run every generation in one jit-compiled call."""
-        return self._train(key, hparams)
+        with self._context():
+            return self._train(key, hparams)
 
     def init(self, key, hparams: dict | None = None) -> TrainCarry:
-        return self._init(key, hparams)
+        with self._context():
+            return self._init(key, hparams)
 
     def run(self, carry: TrainCarry, num_generations: int):
         """Advance ``num_generations`` generations (jitted; compiled once per block length)."""
-        return self._run(carry, int(num_generations))
+        with self._context():
+            return self._run(carry, int(num_generations))
 
     def result(self, carry: TrainCarry, metrics_blocks: list[dict]) -> TrainResult:
         metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *metrics_blocks)
@@ -132,6 +163,7 @@ def make_train(
     eval_episodes: int = 10,
     chunk_size: int | None = None,
     params: Any | None = None,
+    mesh: Any = "auto",
 ) -> Trainer:
     """Fuse ``strategy`` and the evaluation of ``policy`` on ``task`` into one jitted run.
 
@@ -143,8 +175,13 @@ def make_train(
         episodes: episodes per member per generation.
         eval_episodes: episodes on which the solution is scored after every generation
             (metric ``solution_fitness``; 0 turns it off).
-        chunk_size: evaluate the population this many members at a time.
+        chunk_size: evaluate the population this many members at a time (per device). With a
+            strategy that has ``member`` (OpenAI-ES), members are then built chunk by chunk from
+            their noise indices and no ``P x N`` parameter array exists (bounded memory); pass
+            the same ``chunk_size`` to the strategy so ``tell`` is bounded too.
         params: initial parameters; by default ``policy.init`` on a zero observation.
+        mesh: ``"auto"`` (all devices, population axis sharded, state replicated), ``None``
+            (no sharding), or a ``jax.sharding.Mesh`` with a ``"pop"`` axis.
 
     Returns:
         A :class:`Trainer`: ``train(key, hparams=None) -> TrainResult``. ``hparams`` is a dict
@@ -152,4 +189,4 @@ def make_train(
         values does not recompile, so ``jax.vmap`` over them runs a sweep in one program.
     """
     return Trainer(task, policy, strategy, generations=generations, episodes=episodes,
-                   eval_episodes=eval_episodes, chunk_size=chunk_size, params=params)
+                   eval_episodes=eval_episodes, chunk_size=chunk_size, params=params, mesh=mesh)

@@ -7,6 +7,12 @@ outside the clone (see .ci/run) and every cached program is reused across runs.
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Two CPU host devices, so the default (sharded) path of make_train and 1-vs-2-device equality
+# are exercised; must be set before JAX creates its backend.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    ).strip()
 
 import jax  # noqa: E402
 

@@ -21,9 +21,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec
 
 from evojax_lab.core import noise as noise_lib
 from evojax_lab.core import shaping as shaping_lib
+from evojax_lab.core.sharding import (
+    POP_AXIS,
+    constrain_population,
+    constrain_replicated,
+    population_axis_size,
+)
 from evojax_lab.core.tree import ravel
 from evojax_lab.core.types import Strategy
 from evojax_lab.strategies._common import (
@@ -75,7 +82,8 @@ def openai_es(
         weight_decay: L2 coefficient added to the minimized gradient (``-g + wd * theta``).
         noise: a noise source (``noise.fold_in()`` by default, or ``noise.table(...)``).
         chunk_size: if set, ``tell`` regenerates and accumulates the noise this many
-            perturbations at a time (bounded memory) instead of all at once.
+            perturbations at a time (bounded memory); it also sets the block size of the
+            fixed-order gradient reduction (see ``tell``).
         fitness_shaping: maps the fitness vector to utilities (centered ranks by default).
 
     Returns:
@@ -122,7 +130,9 @@ def openai_es(
         )
 
     def _eps(key, state, indices, dim):
-        return noise_lib.sample_batch(noise, state.noise, key, indices, dim)
+        # Rows are split over the devices of the mesh in context (if any): each device draws
+        # only its own perturbations (threefry is partitionable: the values do not change).
+        return constrain_population(noise_lib.sample_batch(noise, state.noise, key, indices, dim))
 
     def ask(key, state):
         flat_mean, unravel = ravel(state.mean)
@@ -131,7 +141,7 @@ def openai_es(
         flat = jnp.concatenate([flat_mean + scaled, flat_mean - scaled]) if mirrored else (
             flat_mean + scaled
         )
-        return jax.vmap(unravel)(flat)
+        return constrain_population(jax.vmap(unravel)(constrain_population(flat)))
 
     def member(key, state, index):
         """Member ``index`` of the population ``ask(key, state)`` (one O(N) row)."""
@@ -145,21 +155,42 @@ def openai_es(
         return unravel(flat_mean + sign * state.sigma * eps)
 
     def weighted_noise_sum(key, state, weights, dim):
-        """``sum_i weights_i eps_i`` with regenerated noise, optionally chunk by chunk."""
-        if chunk_size is None or chunk_size >= num_noise:
-            return weights @ _eps(key, state, jnp.arange(num_noise), dim)
-        num_chunks = -(-num_noise // chunk_size)
-        padded = num_chunks * chunk_size
-        w = jnp.zeros(padded, weights.dtype).at[:num_noise].set(weights)
-        w = w.reshape(num_chunks, chunk_size)
-        idx = jnp.arange(padded).reshape(num_chunks, chunk_size)
+        """``sum_i weights_i eps_i`` with regenerated noise, in a fixed blocked order.
 
-        def body(acc, chunk):
-            wc, ic = chunk
-            return acc + wc @ _eps(key, state, ic, dim), None
+        The perturbations are cut into blocks of ``chunk_size`` (default ``ceil(n / 8)``) and the
+        number of blocks is padded to a multiple of 8 with zero-weight blocks. Each block's
+        partial sum is one ``[B] @ [B, N]`` product; the partials are summed in one fixed
+        reduction. Spread over the devices of the mesh in context (1, 2, 4 or 8 of them), every
+        device computes the partials of its own blocks with exactly the same operations, so the
+        result is bit-identical to a single device. Memory: ``B x N`` per device at a time plus
+        the ``[blocks, N]`` partials.
+        """
+        block = chunk_size if chunk_size is not None else max(1, -(-num_noise // 8))
+        block = min(block, num_noise)
+        num_blocks = -(-num_noise // block)
+        num_blocks = -(-num_blocks // 8) * 8
+        padded = num_blocks * block
+        w = jnp.zeros(padded, jnp.float32).at[:num_noise].set(weights)
+        blocks = (w.reshape(num_blocks, block), jnp.arange(padded).reshape(num_blocks, block))
 
-        acc, _ = jax.lax.scan(body, jnp.zeros(dim, jnp.float32), (w, idx))
-        return acc
+        def partial_sums(context, blocks):
+            key, noise_state = context
+            return jax.lax.map(
+                lambda b: b[0] @ noise_lib.sample_batch(noise, noise_state, key, b[1], dim),
+                blocks,
+            )
+
+        devices = population_axis_size()
+        context = (key, state.noise)
+        if devices > 1 and num_blocks % devices == 0:
+            spec = PartitionSpec(POP_AXIS)
+            partials = jax.shard_map(
+                partial_sums, in_specs=(PartitionSpec(), spec), out_specs=spec, check_vma=False
+            )(context, blocks)
+            partials = constrain_replicated(partials)
+        else:
+            partials = partial_sums(context, blocks)
+        return jnp.sum(partials, axis=0)
 
     def tell(key, population, evaluation, state):
         del population  # regenerated from the key instead of read back

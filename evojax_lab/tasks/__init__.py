@@ -5,7 +5,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
-from evojax_lab.tasks.base import ActionSpace, Task, flat_observation_behavior
+from evojax_lab.tasks.base import (
+    ActionSpace,
+    FunctionTask,
+    Task,
+    flat_observation_behavior,
+    function,
+)
 from evojax_lab.tasks.gymnax_tasks import gymnax_names, make_gymnax
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
@@ -45,8 +51,10 @@ def make(name: str, **kw) -> Task:
 
 __all__ = [
     "ActionSpace",
+    "FunctionTask",
     "Task",
     "flat_observation_behavior",
+    "function",
     "make",
     "make_gymnax",
     "names",

@@ -50,3 +50,23 @@ def flat_observation_behavior(obs, state) -> jax.Array:
     """Default behavior descriptor: the final observation, flattened, as float32."""
     del state
     return jnp.ravel(jnp.asarray(obs, jnp.float32))
+
+
+class FunctionTask(NamedTuple):
+    """A task that is a plain function of the parameters (no environment, no policy).
+
+    ``fn(key, params) -> fitness`` (a scalar, maximized) or ``-> (fitness, behavior[B])``.
+    ``steps`` in an Evaluation of a function task counts function evaluations.
+    """
+
+    name: str
+    fn: Callable[[jax.Array, Any], Any]
+    behavior_size: int = 0
+
+
+def function(fn: Callable[[jax.Array, Any], Any], *, name: str = "function",
+             behavior_size: int = 0) -> FunctionTask:
+    """Wrap ``fn(key, params) -> fitness`` (or ``(fitness, behavior)``) as a task."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    return FunctionTask(name=name, fn=fn, behavior_size=int(behavior_size))

@@ -1,0 +1,130 @@
+"""Sharding over devices and processes: results equal a single device / single process."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+from tests_shared import small_run
+
+import evojax_lab as el
+
+HERE = Path(__file__).parent
+
+
+def _flat(tree):
+    return np.asarray(ravel_pytree(jax.device_get(tree))[0])
+
+
+@pytest.fixture(scope="module")
+def one_device():
+    return small_run(el, mesh=None)
+
+
+@pytest.fixture(scope="module")
+def two_devices():
+    assert jax.device_count() >= 2, "conftest exposes 2 host devices"
+    return small_run(el, mesh=el.parallel.make_mesh(jax.devices()[:2]))
+
+
+def test_two_devices_equal_one(one_device, two_devices):
+    (r1, e1), (r2, e2) = one_device, two_devices
+    np.testing.assert_allclose(_flat(r2.solution), _flat(r1.solution), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(e2.fitness), np.asarray(e1.fitness), rtol=0, atol=1e-6)
+    for key in ("mean_fitness", "best_fitness", "steps", "solution_fitness"):
+        np.testing.assert_allclose(np.asarray(r2.metrics[key]), np.asarray(r1.metrics[key]),
+                                   rtol=0, atol=1e-6)
+
+
+def test_population_is_sharded_on_two_devices(two_devices):
+    _, evaluation = two_devices
+    assert len(evaluation.fitness.sharding.device_set) == 2
+
+
+def test_bounded_memory_run_equal_on_one_and_two_devices():
+    """chunk_size: members built from indices; same result on 1 and 2 devices."""
+    task = el.tasks.make("CartPole-v1", max_steps=30)
+    policy = el.policies.for_task(task, hidden=(8,))
+    out = []
+    for mesh in (None, el.parallel.make_mesh(jax.devices()[:2])):
+        strategy = el.strategies.openai_es(12, sigma=0.1, chunk_size=2)
+        trainer = el.make_train(task, policy, strategy, generations=2, eval_episodes=0,
+                                chunk_size=2, mesh=mesh)
+        out.append(trainer(jax.random.PRNGKey(3)))
+    np.testing.assert_allclose(_flat(out[1].solution), _flat(out[0].solution), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out[1].metrics["mean_fitness"]),
+                                  np.asarray(out[0].metrics["mean_fitness"]))
+
+
+def test_bounded_memory_equals_materialized_population():
+    """Evaluating members built one by one from their indices equals evaluating ask()."""
+    task = el.tasks.make("CartPole-v1", max_steps=30)
+    policy = el.policies.for_task(task, hidden=(8,))
+    strategy = el.strategies.openai_es(6, sigma=0.1)
+    params = policy.init(jax.random.PRNGKey(0), np.zeros(4, np.float32))
+    state = strategy.init(jax.random.PRNGKey(1), params)
+    key = jax.random.PRNGKey(2)
+    full = el.evaluate(key, task, policy, strategy.ask(key, state))
+    lazy = el.evaluate_members(key, task, policy, lambda ctx, i: strategy.member(ctx, state, i),
+                               key, 6, chunk_size=4)
+    np.testing.assert_array_equal(np.asarray(lazy.fitness), np.asarray(full.fitness))
+    np.testing.assert_array_equal(np.asarray(lazy.steps), np.asarray(full.steps))
+
+
+def test_population_not_divisible_by_devices_is_a_clear_error():
+    task = el.tasks.make("CartPole-v1", max_steps=5)
+    policy = el.policies.for_task(task, hidden=(4,))
+    population = jax.vmap(lambda k: policy.init(k, np.zeros(4, np.float32)))(
+        jax.random.split(jax.random.PRNGKey(0), 3))
+    with jax.set_mesh(el.parallel.make_mesh(jax.devices()[:2])):
+        with pytest.raises(ValueError, match="population size 3 is not divisible by the 2"):
+            jax.jit(lambda k, p: el.evaluate(k, task, policy, p))(jax.random.PRNGKey(0),
+                                                                  population)
+
+
+def test_make_mesh_falls_back_to_a_divisor():
+    with pytest.warns(UserWarning, match="not divisible"):
+        assert el.parallel.make_mesh(jax.devices()[:2], pop_size=3) is None
+    assert el.parallel.make_mesh(jax.devices()[:2], pop_size=4).size == 2
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process_with_two_devices(two_devices, tmp_path):
+    """2 processes x 1 CPU device (gloo collectives on 127.0.0.1) = 1 process x 2 devices."""
+    coordinator = f"127.0.0.1:{_free_port()}"
+    out = tmp_path / "result.npz"
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = ""  # the worker asks for 1 local device itself
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE / "multihost_worker.py"), coordinator,
+                          str(i), str(out)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+        for i in range(2)
+    ]
+    logs = []
+    for p in procs:
+        try:
+            logs.append(p.communicate(timeout=420)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("multi-process run timed out")
+    assert all(p.returncode == 0 for p in procs), "\n".join(logs)[-4000:]
+    got = np.load(out)
+    result, evaluation = two_devices
+    np.testing.assert_allclose(got["solution"], _flat(result.solution), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got["fitness"], np.asarray(evaluation.fitness), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got["mean_fitness"], np.asarray(result.metrics["mean_fitness"]),
+                               rtol=0, atol=1e-6)
