@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generations per jitted block between progress updates (default: 5)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    _device_options(t)
 
     r = sub.add_parser(
         "replay",
@@ -113,7 +114,47 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--episodes", type=_positive_int, default=10,
                    help="episodes to play (default: 10)")
     r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    _device_options(r, multihost=False)
     return parser
+
+
+def _device_options(p: argparse.ArgumentParser, multihost: bool = True) -> None:
+    g = p.add_argument_group("devices and hosts")
+    g.add_argument("--host-devices", type=_positive_int, metavar="N",
+                   help="on a CPU-only machine, expose N CPU cores as N JAX devices and shard "
+                   "the population over them (default: all cores)")
+    g.add_argument("--no-host-devices", action="store_true",
+                   help="do not split the CPU into host devices (one CPU device)")
+    if not multihost:
+        return
+    g.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="multi-host run: address of process 0 (jax.distributed.initialize)")
+    g.add_argument("--num-processes", type=_positive_int, metavar="N",
+                   help="multi-host run: number of processes")
+    g.add_argument("--process-id", type=int, metavar="I",
+                   help="multi-host run: this process's index, 0..N-1")
+
+
+def _setup_devices(args) -> None:
+    """Host devices and multi-host set-up; must run before JAX creates its backends."""
+    if not args.no_host_devices:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_force_host_platform_device_count" not in flags:
+            count = args.host_devices or os.cpu_count() or 1
+            os.environ["XLA_FLAGS"] = (
+                f"{flags} --xla_force_host_platform_device_count={count}".strip()
+            )
+    coordinator = getattr(args, "coordinator", None)
+    multi = (coordinator, getattr(args, "num_processes", None), getattr(args, "process_id", None))
+    if any(v is not None for v in multi):
+        if any(v is None for v in multi):
+            raise CLIError("a multi-host run needs --coordinator, --num-processes and --process-id")
+        from evojax_lab import parallel
+
+        try:
+            parallel.initialize(coordinator, args.num_processes, args.process_id)
+        except ValueError as err:
+            raise CLIError(str(err)) from None
 
 
 def _settings(args) -> dict:
@@ -151,7 +192,10 @@ def cmd_train(args) -> int:
     from flax import serialization
 
     import evojax_lab as el
+    from evojax_lab.parallel import to_host
     from evojax_lab.plots import learning_curve
+
+    lead = jax.process_index() == 0  # only process 0 writes files and prints
 
     try:
         task = el.tasks.make(args.task)
@@ -161,18 +205,23 @@ def cmd_train(args) -> int:
     policy = el.policies.for_task(task, hidden=s["hidden"])
     try:
         strategy = el.strategies.openai_es(
-            s["pop_size"], sigma=s["sigma"], learning_rate=s["learning_rate"]
+            s["pop_size"], sigma=s["sigma"], learning_rate=s["learning_rate"],
+            chunk_size=args.chunk_size,
         )
     except (ValueError, TypeError) as err:
         raise CLIError(str(err)) from None
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.run_dir or Path("runs") / f"{args.task}_{args.strategy}_{stamp}")
+    if not lead:
+        import tempfile
+
+        run_dir = Path(tempfile.mkdtemp(prefix="evojax-lab-worker-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"task": args.task, "strategy": args.strategy, "seed": args.seed,
               **{k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
               "eval_episodes": args.eval_episodes, "chunk_size": args.chunk_size,
-              "devices": [str(d) for d in jax.devices()]}
+              "devices": [str(d) for d in jax.devices()], "processes": jax.process_count()}
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
     trainer = el.make_train(task, policy, strategy, generations=s["generations"],
@@ -184,15 +233,16 @@ def cmd_train(args) -> int:
     carry = trainer.init(jax.random.PRNGKey(args.seed))
     blocks = []
     bar = None
-    if not args.no_progress:
+    if not args.no_progress and lead:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=gens, desc=f"{args.task} {args.strategy}", unit="gen",
+        where = f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
+        bar = tqdm(total=gens, desc=f"{args.task} {args.strategy} on {where}", unit="gen",
                    dynamic_ncols=True, file=sys.stderr)
     with open(run_dir / "metrics.jsonl", "w") as f:
         for _ in range(gens // block):
             carry, metrics = trainer.run(carry, block)
-            metrics = jax.device_get(metrics)
+            metrics = to_host(metrics)
             blocks.append(metrics)
             for i in range(block):
                 f.write(json.dumps(_to_python(metrics, i)) + "\n")
@@ -212,13 +262,14 @@ def cmd_train(args) -> int:
     rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
     learning_curve(rows, run_dir / "curve.png",
                    title=f"{args.task} — {args.strategy} (P={s['pop_size']}, seed {args.seed})")
-    (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(result.solution))
+    solution_host = to_host(result.solution)
+    (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(solution_host))
 
     final_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 10_000_019)
     per_episode = jax.jit(
-        lambda k: jax.vmap(lambda kk: el.rollout(kk, task, policy, result.solution)[0])(
+        lambda k, p: jax.vmap(lambda kk: el.rollout(kk, task, policy, p)[0])(
             jax.random.split(k, args.final_episodes))
-    )(final_key)
+    )(final_key, solution_host)
     returns = np.asarray(per_episode)
     summary = {
         "task": args.task, "strategy": args.strategy, "generations": gens,
@@ -227,6 +278,8 @@ def cmd_train(args) -> int:
         "train_seconds": train_seconds, "run_dir": str(run_dir),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not lead:
+        return 0
     print(f"{args.task} {args.strategy}: solution mean return {returns.mean():.1f} "
           f"± {returns.std():.1f} over {args.final_episodes} episodes | {gens} generations, "
           f"{rows[-1]['steps']:.3g} env steps, {train_seconds:.1f} s | run folder {run_dir}")
@@ -270,6 +323,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        _setup_devices(args)
         if args.command == "train":
             return cmd_train(args)
         if args.command == "replay":

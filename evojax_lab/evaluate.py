@@ -98,9 +98,18 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
         local = keys.shape[0]
         if chunk_size is None or int(chunk_size) >= local:
             return jax.vmap(lambda a: one_member(context, a))((members, keys))
-        return jax.lax.map(
-            lambda a: one_member(context, a), (members, keys), batch_size=int(chunk_size)
+        # lax.map's batching reshapes every output, which fails on zero-size ones (a function
+        # task's empty behavior [0]); those are left out of the map and rebuilt as [local, 0].
+        def chunk_member(a):
+            fitness, steps, behavior = one_member(context, a)
+            return fitness, steps, (behavior if behavior.size else None)
+
+        fitness, steps, behavior = jax.lax.map(
+            chunk_member, (members, keys), batch_size=int(chunk_size)
         )
+        if behavior is None:
+            behavior = jnp.zeros((local, 0), jnp.float32)
+        return fitness, steps, behavior
 
     devices = population_axis_size()
     if devices > 1:

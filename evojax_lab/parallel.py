@@ -79,3 +79,12 @@ def initialize(coordinator_address: str, num_processes: int, process_id: int,
         num_processes=int(num_processes),
         process_id=int(process_id),
     )
+
+
+def to_host(tree):
+    """NumPy copies of a pytree of (possibly multi-process, replicated or sharded) arrays."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)

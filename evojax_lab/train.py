@@ -68,10 +68,21 @@ class Trainer:
         self._train = jax.jit(self._train_impl)
         self._init = jax.jit(self._init_impl)
         self._run = jax.jit(self._run_impl, static_argnums=1)
+        self._sweep = jax.jit(jax.vmap(self._train_impl, in_axes=(None, 0)))
 
     # -- pieces -------------------------------------------------------------------------
     def _context(self):
-        return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
+        """The mesh in context while tracing: ``jax.set_mesh`` at top level; inside an outer
+        transformation (``jax.vmap(train)`` for a sweep) only the abstract mesh can be set."""
+        if self.mesh is None:
+            return contextlib.nullcontext()
+        try:
+            return jax.set_mesh(self.mesh)
+        except ValueError:
+            # Called inside someone else's jit/vmap: no concrete mesh can be set here, so the
+            # run is traced unsharded (same numbers) unless the caller set a mesh around it.
+            # ``sweep`` is the sharded way to vmap over hyperparameters.
+            return contextlib.nullcontext()
 
     def initial_params(self, key):
         if self.params is not None:
@@ -138,6 +149,16 @@ class Trainer:
         """Run every generation in one jit-compiled call."""
         with self._context():
             return self._train(key, hparams)
+
+    def sweep(self, key, hparams: dict) -> TrainResult:
+        """Runs for a batch of hyperparameter values in one program (vmapped, sharded).
+
+        ``hparams`` maps names to arrays with a leading sweep axis, e.g.
+        ``{"sigma": jnp.array([0.01, 0.02, 0.05])}``; results get the same leading axis. New
+        values of the same shape reuse the compiled program.
+        """
+        with self._context():
+            return self._sweep(key, hparams)
 
     def init(self, key, hparams: dict | None = None) -> TrainCarry:
         with self._context():

@@ -91,10 +91,17 @@ def test_vmap_sweep_equals_individual_runs(trainer, result):
     del result  # the single-run program is traced first
     sigmas = jnp.array([0.05, 0.1, 0.2], jnp.float32)
     lrs = jnp.array([0.01, 0.03, 0.01], jnp.float32)
-    sweep = jax.jit(
+    traces = trainer.num_traces
+    sweep = trainer.sweep(KEY, {"sigma": sigmas, "learning_rate": lrs})
+    assert trainer.num_traces == traces + 1  # one trace for the whole sweep
+    again = trainer.sweep(KEY, {"sigma": sigmas * 2, "learning_rate": lrs / 2})
+    assert trainer.num_traces == traces + 1  # new values reuse the sweep's program
+    assert not np.allclose(np.asarray(again.metrics["sigma"]), np.asarray(sweep.metrics["sigma"]))
+    # A user's own jit(vmap(train)) works too (traced unsharded inside the caller's jit).
+    user = jax.jit(
         jax.vmap(lambda s, lr: trainer(KEY, {"sigma": s, "learning_rate": lr}))
     )(sigmas, lrs)
-    assert trainer.num_traces == 1  # the sweep reuses the single-run trace
+    leaves_close(user, sweep, atol=1e-5)
     for name in METRICS:
         assert sweep.metrics[name].shape == (3, GENS)
     np.testing.assert_allclose(sweep.metrics["sigma"][:, 0], sigmas)
