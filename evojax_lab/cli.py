@@ -278,7 +278,10 @@ def cmd_train(args) -> int:
         "train_seconds": train_seconds, "run_dir": str(run_dir),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if not lead:
+    if not lead:  # a worker's scratch folder: process 0 owns the run folder
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
         return 0
     print(f"{args.task} {args.strategy}: solution mean return {returns.mean():.1f} "
           f"± {returns.std():.1f} over {args.final_episodes} episodes | {gens} generations, "
