@@ -1,8 +1,8 @@
 """evojax_lab: JAX-accelerated, vectorized neuroevolution."""
 
-from evojax_lab import parallel, policies, strategies, tasks
+from evojax_lab import genome, parallel, policies, strategies, tasks
 from evojax_lab.core import noise, shaping, tree
-from evojax_lab.core.types import Evaluation, Strategy, TrainResult
+from evojax_lab.core.types import Evaluation, Strategy, TrainResult, Validation
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
 from evojax_lab.train import TrainCarry, Trainer, make_train
 
@@ -14,8 +14,10 @@ __all__ = [
     "TrainCarry",
     "TrainResult",
     "Trainer",
+    "Validation",
     "evaluate",
     "evaluate_members",
+    "genome",
     "make_train",
     "noise",
     "parallel",

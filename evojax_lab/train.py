@@ -12,7 +12,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from evojax_lab.core.sharding import constrain_population, constrain_replicated
+from evojax_lab.core.sharding import (
+    constrain_population,
+    constrain_replicated,
+    population_axis_size,
+)
+from evojax_lab.core.tree import batch_size
 from evojax_lab.core.types import Strategy, TrainResult
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
 from evojax_lab.parallel import make_mesh
@@ -115,10 +120,26 @@ class Trainer:
                 eval_key, self.task, self.policy, population,
                 episodes=self.episodes, chunk_size=self.chunk_size,
             )
-        state, metrics = self.strategy.tell(ask_key, population, evaluation, carry.state)
-        state = constrain_replicated(state)
         steps = carry.steps + jnp.sum(evaluation.steps).astype(jnp.float32)
-        metrics = dict(metrics)
+        request = self.strategy.validation
+        if request is None:
+            state, metrics = self.strategy.tell(ask_key, population, evaluation, carry.state)
+            metrics = dict(metrics)
+        else:
+            # The strategy asks for a few candidates to be re-evaluated on extra episodes (the
+            # Deep GA's elite selection); their steps count in the budget.
+            validation = self._validate(
+                jax.random.fold_in(eval_key, 1),
+                request.candidates(ask_key, population, evaluation, carry.state),
+                request.episodes,
+            )
+            state, metrics = self.strategy.tell(
+                ask_key, population, evaluation, carry.state, validation=validation
+            )
+            metrics = dict(metrics)
+            metrics["validation_steps"] = jnp.sum(validation.steps).astype(jnp.float32)
+            steps = steps + metrics["validation_steps"]
+        state = constrain_replicated(state)
         if self.eval_episodes:
             # A single member: not sharded (every device scores it; it is cheap).
             solution = self.strategy.solution(state)
@@ -129,6 +150,21 @@ class Trainer:
         metrics["steps"] = steps
         metrics["generation"] = carry.generation + 1
         return TrainCarry(state, carry.key, carry.generation + 1, steps), metrics
+
+    def _validate(self, key, candidates, episodes):
+        """Evaluate a strategy's validation candidates, padded to a multiple of the devices
+        (the copies' results are dropped)."""
+        n = batch_size(candidates)
+        pad = -n % population_axis_size()
+        if pad:
+            candidates = jax.tree.map(
+                lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), candidates
+            )
+        evaluation = evaluate(
+            key, self.task, self.policy, constrain_population(candidates),
+            episodes=episodes, chunk_size=self.chunk_size,
+        )
+        return jax.tree.map(lambda x: x[:n], evaluation)
 
     def _run_impl(self, carry, num_generations):
         self.num_traces += 1
@@ -191,7 +227,11 @@ def make_train(
     Args:
         task: a :class:`~evojax_lab.tasks.Task`.
         policy: a flax module, ``apply(params, obs) -> action``.
-        strategy: a :class:`~evojax_lab.Strategy`.
+        strategy: a :class:`~evojax_lab.Strategy`. If it has a ``validation`` request (the
+            Deep GA's elite re-evaluation), its candidates are evaluated on the requested extra
+            episodes every generation (key ``fold_in(eval_key, 1)``, padded to a multiple of the
+            devices), passed to ``tell(..., validation=...)``, and their environment steps are
+            added to ``steps`` (and reported as ``validation_steps``).
         generations: number of generations (one ``lax.scan``).
         episodes: episodes per member per generation.
         eval_episodes: episodes on which the solution is scored after every generation
@@ -199,7 +239,9 @@ def make_train(
         chunk_size: evaluate the population this many members at a time (per device). With a
             strategy that has ``member`` (OpenAI-ES), members are then built chunk by chunk from
             their noise indices and no ``P x N`` parameter array exists (bounded memory); pass
-            the same ``chunk_size`` to the strategy so ``tell`` is bounded too.
+            the same ``chunk_size`` to the strategy so ``tell`` is bounded too. ``None``: the
+            population is materialized by ``ask`` and ``evaluate`` picks cache-sized chunks on
+            CPU (``evaluate.auto_chunk_size``; same results as one batch).
         params: initial parameters; by default ``policy.init`` on a zero observation.
         mesh: ``"auto"`` (all devices, population axis sharded, state replicated), ``None``
             (no sharding), or a ``jax.sharding.Mesh`` with a ``"pop"`` axis.

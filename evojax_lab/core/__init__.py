@@ -1,6 +1,6 @@
 """Core types and helpers; imports nothing else from evojax_lab."""
 
 from evojax_lab.core import noise, shaping, tree
-from evojax_lab.core.types import Evaluation, Strategy, TrainResult
+from evojax_lab.core.types import Evaluation, Strategy, TrainResult, Validation
 
-__all__ = ["Evaluation", "Strategy", "TrainResult", "noise", "shaping", "tree"]
+__all__ = ["Evaluation", "Strategy", "TrainResult", "Validation", "noise", "shaping", "tree"]

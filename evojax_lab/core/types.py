@@ -1,4 +1,5 @@
-"""The three types every part of evojax_lab speaks: Strategy, Evaluation, TrainResult."""
+"""The types every part of evojax_lab speaks: Strategy, Evaluation, TrainResult (and the
+optional Validation request of a Strategy)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,33 @@ from typing import Any, NamedTuple
 import jax
 
 PyTree = Any
+
+
+class Validation(NamedTuple):
+    """An extra evaluation of a few candidates between ``evaluate`` and ``tell``.
+
+    A strategy cannot run rollouts (it never imports a task), so one that re-evaluates
+    candidates on extra episodes (the Deep GA's elite selection) describes the request and the
+    trainer runs it::
+
+        candidates = validation.candidates(key, population, evaluation, state)  # [C, ...]
+        extra = evaluate(other_key, task, policy, candidates, episodes=validation.episodes)
+        state, metrics = strategy.tell(key, population, evaluation, state, validation=extra)
+
+    ``key`` is the generation's ask key and ``population`` may be ``None`` (bounded-memory
+    evaluation: the strategy regenerates the candidates). The environment steps of ``extra``
+    count in the run's budget.
+
+    Attributes:
+        candidates: ``candidates(key, population, evaluation, state) -> params`` with a leading
+            axis of ``num_candidates``.
+        num_candidates: ``C`` (a Python int).
+        episodes: episodes per candidate (a Python int, >= 1).
+    """
+
+    candidates: Callable[[jax.Array, PyTree, Any, Any], PyTree]
+    num_candidates: int
+    episodes: int
 
 
 class Strategy(NamedTuple):
@@ -28,6 +56,12 @@ class Strategy(NamedTuple):
         member: optional ``member(key, state, index) -> params``: member ``index`` of
             ``ask(key, state)`` built alone (O(N)), so an evaluator can materialize the
             population chunk by chunk instead of all at once.
+        validation: optional :class:`Validation`. When set, ``tell`` takes a keyword
+            ``validation=`` (the :class:`Evaluation` of the candidates) and the trainer must
+            provide it.
+        member_genome: optional ``member_genome(key, state, index) -> genome``: the compact
+            genome (:class:`evojax_lab.genome.Genome`) of member ``index`` of ``ask(key, state)``,
+            for strategies whose individuals are seed chains (the Deep GA).
     """
 
     init: Callable[..., Any]
@@ -36,6 +70,8 @@ class Strategy(NamedTuple):
     solution: Callable[[Any], PyTree]
     pop_size: int
     member: Callable[[jax.Array, Any, Any], PyTree] | None = None
+    validation: Validation | None = None
+    member_genome: Callable[[jax.Array, Any, Any], Any] | None = None
 
 
 class Evaluation(NamedTuple):

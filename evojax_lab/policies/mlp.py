@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evojax_lab.policies.cnn import MinAtarCNN
+
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu}
 
 
@@ -58,9 +60,16 @@ class MLP(nn.Module):
         raise ValueError(f"unknown head {self.head!r}; use 'discrete', 'continuous' or 'linear'")
 
 
-def for_task(task, hidden: Sequence[int] = (32, 32), activation: str = "tanh") -> MLP:
-    """An :class:`MLP` whose head matches ``task.action_space``."""
+def for_task(task, hidden: Sequence[int] = (32, 32), activation: str = "tanh") -> nn.Module:
+    """A policy whose head matches ``task.action_space``.
+
+    Image observations (``[H, W, C]``, e.g. MinAtar's ``[10, 10, C]`` frames) with discrete
+    actions get a :class:`~evojax_lab.policies.MinAtarCNN` (``hidden`` and ``activation`` do
+    not apply to it); every other task gets an :class:`MLP` with ``hidden`` layers.
+    """
     space = task.action_space
+    if space.kind == "discrete" and len(tuple(getattr(task, "observation_shape", ()))) == 3:
+        return MinAtarCNN(action_dim=space.n)
     if space.kind == "discrete":
         return MLP(action_dim=space.n, hidden=tuple(hidden), activation=activation)
     if space.kind == "continuous":
