@@ -11,16 +11,27 @@ import sys
 import time
 from pathlib import Path
 
-# Presets: the settings `evojax-lab train --task NAME` uses unless an option overrides them.
-PRESETS = {
-    "CartPole-v1": dict(pop_size=256, sigma=0.05, learning_rate=0.03, generations=50,
-                        episodes=1, hidden=(32, 32)),
-    "Pendulum-v1": dict(pop_size=256, sigma=0.1, learning_rate=0.03, generations=200,
-                        episodes=4, hidden=(64, 64)),
+# Settings `evojax-lab train` uses unless an option overrides them: the strategy's defaults,
+# then the (task, strategy) preset on top.
+DEFAULTS = {
+    "openai_es": dict(pop_size=256, sigma=0.02, learning_rate=0.01, generations=100, episodes=1,
+                      hidden=(32, 32)),
+    "deep_ga": dict(pop_size=256, sigma=0.02, truncation=20, elites=1, validation_episodes=10,
+                    generations=100, episodes=1, hidden=(32, 32)),
+    "random_search": dict(pop_size=256, elites=1, validation_episodes=10, generations=100,
+                          episodes=1, hidden=(32, 32)),
 }
-DEFAULTS = dict(pop_size=256, sigma=0.02, learning_rate=0.01, generations=100, episodes=1,
-                hidden=(32, 32))
-STRATEGIES = ("openai_es",)
+PRESETS = {
+    ("CartPole-v1", "openai_es"): dict(pop_size=256, sigma=0.05, learning_rate=0.03,
+                                       generations=50),
+    ("Pendulum-v1", "openai_es"): dict(pop_size=256, sigma=0.1, learning_rate=0.03,
+                                       generations=200, episodes=4, hidden=(64, 64)),
+    ("CartPole-v1", "deep_ga"): dict(pop_size=256, sigma=0.05, truncation=20, generations=20),
+    ("CartPole-v1", "random_search"): dict(pop_size=256, generations=20),
+}
+STRATEGIES = tuple(DEFAULTS)
+_OPTION_NAMES = ("pop_size", "sigma", "learning_rate", "generations", "episodes", "hidden",
+                 "truncation", "elites", "validation_episodes")
 
 
 class CLIError(Exception):
@@ -88,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sigma", type=_positive_float, help="perturbation std (ES)")
     t.add_argument("--lr", type=_positive_float, dest="learning_rate",
                    help="Adam learning rate (ES)")
+    t.add_argument("--truncation", type=int, metavar="T",
+                   help="parents per generation (GA; 0 = random search)")
+    t.add_argument("--elites", type=int, help="individuals copied unmodified (GA)")
+    t.add_argument("--validation-episodes", type=int, metavar="E",
+                   help="extra episodes re-evaluating the elite candidates (GA; 0 = off)")
     t.add_argument("--episodes", type=_positive_int, help="episodes per member per generation")
     t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 32,32")
     t.add_argument("--eval-episodes", type=int, default=10,
@@ -109,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild the policy from a run folder (config.json + params.msgpack) and "
         "play it, printing the mean return.",
     )
-    r.add_argument("run", help="run folder written by `evojax-lab train`")
+    r.add_argument("run", help="run folder written by `evojax-lab train`, or a .genome file "
+                   "(Deep GA / random search elite)")
+    r.add_argument("--hidden", type=_hidden,
+                   help="hidden widths of the policy (default: from the run or genome)")
     r.add_argument("--task", help="task to play on (default: the run's task)")
     r.add_argument("--episodes", type=_positive_int, default=10,
                    help="episodes to play (default: 10)")
@@ -158,13 +177,29 @@ def _setup_devices(args) -> None:
 
 
 def _settings(args) -> dict:
-    settings = dict(DEFAULTS)
-    settings.update(PRESETS.get(args.task, {}))
-    for name in ("pop_size", "sigma", "learning_rate", "generations", "episodes", "hidden"):
+    settings = dict(DEFAULTS[args.strategy])
+    settings.update(PRESETS.get((args.task, args.strategy), {}))
+    for name in _OPTION_NAMES:
         value = getattr(args, name)
         if value is not None:
+            if name not in settings:
+                raise CLIError(f"--{name.replace('_', '-')} does not apply to {args.strategy}")
             settings[name] = value
     return settings
+
+
+def _strategy(name: str, s: dict, args):
+    import evojax_lab as el
+
+    if name == "openai_es":
+        return el.strategies.openai_es(s["pop_size"], sigma=s["sigma"],
+                                       learning_rate=s["learning_rate"],
+                                       chunk_size=args.chunk_size)
+    common = dict(elites=s["elites"], validation_episodes=s["validation_episodes"],
+                  genome_capacity=s["generations"] + 1)
+    if name == "deep_ga":
+        return el.strategies.deep_ga(s["pop_size"], s["sigma"], s["truncation"], **common)
+    return el.strategies.random_search(s["pop_size"], **common)
 
 
 def _block_size(generations: int, target: int) -> int:
@@ -183,7 +218,8 @@ def _to_python(metrics: dict, i: int) -> dict:
 
 def cmd_train(args) -> int:
     if args.list_presets:
-        print(json.dumps({"defaults": DEFAULTS, **PRESETS}, indent=2))
+        presets = {f"{task} {strategy}": v for (task, strategy), v in PRESETS.items()}
+        print(json.dumps({"defaults": DEFAULTS, "presets": presets}, indent=2))
         return 0
     if args.eval_episodes < 0:
         raise CLIError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
@@ -204,10 +240,7 @@ def cmd_train(args) -> int:
     s = _settings(args)
     policy = el.policies.for_task(task, hidden=s["hidden"])
     try:
-        strategy = el.strategies.openai_es(
-            s["pop_size"], sigma=s["sigma"], learning_rate=s["learning_rate"],
-            chunk_size=args.chunk_size,
-        )
+        strategy = _strategy(args.strategy, s, args)
     except (ValueError, TypeError) as err:
         raise CLIError(str(err)) from None
 
@@ -264,6 +297,15 @@ def cmd_train(args) -> int:
                    title=f"{args.task} — {args.strategy} (P={s['pop_size']}, seed {args.seed})")
     solution_host = to_host(result.solution)
     (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(solution_host))
+    genome_note = ""
+    if args.strategy in ("deep_ga", "random_search"):
+        genome = to_host(el.strategies.elite_genome(result.state))
+        num_params = el.tree.num_params(solution_host)
+        data = el.genome.to_bytes(genome, num_params=num_params, metadata={
+            "task": args.task, "strategy": args.strategy, "hidden": list(s["hidden"])})
+        (run_dir / "elite.genome").write_bytes(data)
+        genome_note = (f" | elite genome {len(data)} B vs {4 * num_params} B of weights "
+                       f"({4 * num_params / len(data):.0f}x smaller)")
 
     final_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 10_000_019)
     per_episode = jax.jit(
@@ -285,7 +327,8 @@ def cmd_train(args) -> int:
         return 0
     print(f"{args.task} {args.strategy}: solution mean return {returns.mean():.1f} "
           f"± {returns.std():.1f} over {args.final_episodes} episodes | {gens} generations, "
-          f"{rows[-1]['steps']:.3g} env steps, {train_seconds:.1f} s | run folder {run_dir}")
+          f"{rows[-1]['steps']:.3g} env steps, {train_seconds:.1f} s | run folder {run_dir}"
+          f"{genome_note}")
     return 0
 
 
@@ -296,30 +339,57 @@ def cmd_replay(args) -> int:
     import evojax_lab as el
 
     run = Path(args.run)
-    config_path, params_path = run / "config.json", run / "params.msgpack"
-    for p in (config_path, params_path):
-        if not p.is_file():
-            raise CLIError(f"{p} not found: give a run folder written by `evojax-lab train`")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise CLIError(f"{config_path} is not valid JSON: {err}") from None
-    task_name = args.task or config.get("task")
-    try:
-        task = el.tasks.make(task_name)
-    except ValueError as err:
-        raise CLIError(str(err)) from None
-    policy = el.policies.for_task(task, hidden=tuple(config.get("hidden", (32, 32))))
-    template = policy.init(jax.random.PRNGKey(0), jax.numpy.zeros(task.observation_shape))
-    try:
-        params = serialization.from_bytes(template, params_path.read_bytes())
-    except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
-        raise CLIError(f"{params_path} is not a parameter file for this policy: {err}") from None
+    if run.is_file():  # a genome file
+        data = run.read_bytes()
+        try:
+            meta = el.genome.info(data)["metadata"] or {}
+        except ValueError as err:
+            raise CLIError(f"{run}: {err}") from None
+        task_name = args.task or meta.get("task")
+        if not task_name:
+            raise CLIError(f"{run} does not name its task: pass --task")
+        hidden = args.hidden or tuple(meta.get("hidden", (32, 32)))
+        task, policy, template = _replay_policy(el, task_name, hidden)
+        try:
+            params = el.genome.decode(data, template)
+        except ValueError as err:
+            raise CLIError(f"{run}: {err}") from None
+        print(f"{run}: {el.genome.info(data)['num_mutations']} mutations, {len(data)} bytes")
+    else:
+        config_path, params_path = run / "config.json", run / "params.msgpack"
+        for p in (config_path, params_path):
+            if not p.is_file():
+                raise CLIError(f"{p} not found: give a run folder written by `evojax-lab "
+                               "train` or a .genome file")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise CLIError(f"{config_path} is not valid JSON: {err}") from None
+        task_name = args.task or config.get("task")
+        hidden = args.hidden or tuple(config.get("hidden", (32, 32)))
+        task, policy, template = _replay_policy(el, task_name, hidden)
+        try:
+            params = serialization.from_bytes(template, params_path.read_bytes())
+        except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
+            raise CLIError(f"{params_path} is not a parameter file for this policy: {err}") \
+                from None
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.episodes)
     returns = jax.jit(jax.vmap(lambda k: el.rollout(k, task, policy, params)[0]))(keys)
     print(f"{task_name}: mean return {float(returns.mean()):.1f} ± {float(returns.std()):.1f} "
           f"over {args.episodes} episodes")
     return 0
+
+
+def _replay_policy(el, task_name, hidden):
+    import jax
+
+    try:
+        task = el.tasks.make(task_name)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    policy = el.policies.for_task(task, hidden=tuple(hidden))
+    template = policy.init(jax.random.PRNGKey(0), jax.numpy.zeros(task.observation_shape))
+    return task, policy, template
 
 
 def main(argv=None) -> int:

@@ -111,3 +111,33 @@ def test_help_describes_every_option(capsys):
         for option in action.option_strings:
             assert option in text
         assert action.help, f"option {action.option_strings} has no help text"
+
+
+def test_deep_ga_writes_a_genome_that_replays(tmp_path, capsys):
+    run = tmp_path / "ga"
+    code = cli.main([
+        "train", "--strategy", "deep_ga", "--generations", "3", "--pop-size", "16",
+        "--truncation", "4", "--validation-episodes", "2", "--hidden", "8",
+        "--eval-episodes", "0", "--final-episodes", "10", "--run-dir", str(run),
+        "--no-progress",
+    ])
+    assert code == 0
+    summary_line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "elite genome" in summary_line and "x smaller" in summary_line
+    data = (run / "elite.genome").read_bytes()
+    assert len(data) < 4 * (4 * 8 + 8 + 8 * 2 + 2)  # smaller than the float32 weights
+    assert cli.main(["replay", str(run / "elite.genome"), "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "mean return" in out and "over 3 episodes" in out
+    # a truncated genome file: one-line error naming the problem, exit 2
+    bad = tmp_path / "bad.genome"
+    bad.write_bytes(data[:-3])
+    assert cli.main(["replay", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bad.genome" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_option_of_another_strategy_is_refused(tmp_path, capsys):
+    code = cli.main(["train", "--truncation", "3", "--run-dir", str(tmp_path / "x")])
+    assert code == 2
+    assert "--truncation does not apply to openai_es" in capsys.readouterr().err
