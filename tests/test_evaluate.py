@@ -201,6 +201,38 @@ def test_chunked_equals_unchunked(setup):
         np.testing.assert_array_equal(a, b)
 
 
+def test_auto_chunk_size():
+    from evojax_lab.evaluate import auto_chunk_size
+
+    assert auto_chunk_size(1282, "cpu") == 128  # 4-32-32-2 MLP: 128 x 5 KB <= 1 MiB
+    assert auto_chunk_size(4610, "cpu") == 32
+    assert auto_chunk_size(67_586, "cpu") == 8  # lower bound
+    assert auto_chunk_size(10, "cpu") == 256  # upper bound
+    assert auto_chunk_size(1282, "gpu") is None
+
+
+def test_default_chunks_on_cpu_equal_one_batch(setup, monkeypatch):
+    """chunk_size=None evaluates cache-sized chunks on CPU: same numbers as one batch."""
+    import importlib
+
+    evaluate_module = importlib.import_module("evojax_lab.evaluate")  # (el.evaluate: function)
+    task, policy, shapes, _ = setup
+    population = _random_population(shapes, 10, seed=4)
+    key = jax.random.key(6)
+    monkeypatch.setattr(evaluate_module, "AUTO_CHUNK_MAX", 4)  # chunks 4 + 4 + 2
+    default = lambda k, pop: el.evaluate(k, task, policy, pop)  # noqa: E731
+    if jax.default_backend() == "cpu":
+        assert "scan" in str(jax.make_jaxpr(default)(key, population))  # chunked: lax.map
+    auto = jax.jit(default)(key, population)
+    whole = jax.jit(lambda k, pop: el.evaluate(k, task, policy, pop, chunk_size=10))(
+        key, population)
+    assert "scan" not in str(jax.make_jaxpr(
+        lambda k, pop: el.evaluate(k, task, policy, pop, chunk_size=10))(key, population))
+    assert len(np.unique(np.asarray(whole.steps))) > 1
+    for a, b in zip(whole, auto, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("episodes", [0, -1])
 def test_episodes_must_be_positive(setup, episodes):
     task, policy, _, population = setup
