@@ -1,0 +1,310 @@
+"""Shared helpers of the benchmark scripts (not part of the library).
+
+Every benchmark runs each configuration in its own Python subprocess (``--worker``): JAX flags
+such as the host device count must be set before JAX starts, and the peak resident memory of a
+process (``VmHWM``) then belongs to that configuration alone. The driver process never imports
+JAX. Workers print one line ``RESULT {json}``; the driver collects them, prints a table and
+appends a dated section to ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "RESULTS.md"
+HOST_FLAG = "--xla_force_host_platform_device_count"
+
+
+# -- worker side ------------------------------------------------------------------------------
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process in GB (10^9 bytes), from ``VmHWM``.
+
+    ``VmHWM`` belongs to the current address space, so it starts afresh at ``exec`` (unlike
+    ``ru_maxrss``, which can carry the parent's high-water mark over a fork).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Wall time of ``fn()`` including ``jax.block_until_ready`` on its result."""
+    import jax
+
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+def strong(like, tree):
+    """``tree`` with every leaf cast to the dtype of ``like``'s leaf as a strongly typed array.
+
+    evosax's states carry weakly typed scalars whose weak type flips between a jitted loop's
+    input and output, so feeding a run its own output would retrace; this pins the types.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda x, s: jnp.asarray(x, dtype=s.dtype), tree, like)
+
+
+def report(result: dict) -> None:
+    """Hand a worker's result to the driver (last stdout line)."""
+    result = dict(result)
+    result.setdefault("peak_rss_gb", peak_rss_gb())
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def worker_args(argv: Sequence[str] | None = None) -> dict | None:
+    """The worker's config if this process was started with ``--worker JSON``, else None."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--worker" in argv:
+        return json.loads(argv[argv.index("--worker") + 1])
+    return None
+
+
+# -- driver side ------------------------------------------------------------------------------
+def run_worker(script: str | Path, config: dict, *, host_devices: int | None,
+               timeout: float | None = None) -> dict:
+    """Run ``script --worker config`` in a fresh process and return its ``RESULT``.
+
+    ``host_devices``: the number of CPU host devices to expose (sets ``XLA_FLAGS`` before JAX
+    starts); ``None`` removes the flag, so JAX sees its default single CPU device.
+    """
+    env = dict(os.environ)
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(HOST_FLAG)]
+    if host_devices is not None:
+        flags.append(f"{HOST_FLAG}={int(host_devices)}")
+    env["XLA_FLAGS"] = " ".join(flags)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # No persistent compilation cache: compile times and first-call times must be real.
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    cmd = [sys.executable, str(script), "--worker", json.dumps(config)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - start
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-4000:] + "\n" + proc.stderr[-8000:] + "\n")
+        raise RuntimeError(f"worker {config} failed with exit code {proc.returncode}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["process_wall_s"] = wall
+    return result
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_total_gb() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return None
+
+
+def versions() -> dict:
+    """Package versions, read from the installed metadata (no JAX import in the driver)."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("jax", "jaxlib", "evosax", "gymnax", "flax", "optax", "evojax_lab"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return rev + ("+local changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    mem = memory_total_gb()
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem, 1) if mem else None,
+        "platform": platform.platform(),
+    }
+
+
+def load_average() -> str:
+    try:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(x):
+        if isinstance(x, float):
+            return f"{x:.4g}"
+        return str(x)
+
+    body = [[cell(x) for x in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in body)) if body else len(str(h))
+              for i, h in enumerate(headers)]
+    line = lambda r: "| " + " | ".join(
+        str(x).ljust(w) for x, w in zip(r, widths, strict=True)) + " |"
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in body]
+    return "\n".join(out)
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny smoke version (seconds); results are marked as quick")
+    parser.add_argument("--no-save", action="store_true",
+                        help="print the table only; do not append to benchmarks/RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="Markdown file the dated section is appended to")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser
+
+
+def started() -> dict:
+    """Snapshot taken when a benchmark starts (date, load)."""
+    return {"date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+            "load_start": load_average(), "t0": time.perf_counter()}
+
+
+def save_section(args, title: str, start: dict, settings: dict, table: str,
+                 checks: Sequence[tuple[str, float, str, str]] = (),
+                 notes: Sequence[str] = ()) -> str:
+    """Print and (unless ``--no-save``) append a dated section to the results file.
+
+    ``checks``: ``(name, measured, unit, target)``; ``unit`` is ``"x"`` for a ratio (ours vs
+    the peer, or 2 vs 1 devices) or ``"GB"``; ``target`` is text such as ``">= 3"`` or ``""``.
+    """
+    m, v = machine(), versions()
+    lines = [f"## {title}{' (quick smoke run)' if args.quick else ''}", ""]
+    lines.append(f"- Date: {start['date']}; duration {time.perf_counter() - start['t0']:.0f} s; "
+                 f"load average (1/5/15 min) at start {start['load_start']}, "
+                 f"at end {load_average()}")
+    lines.append(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, "
+                 f"{m['platform']}")
+    lines.append("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items())
+                 + f"; evojax_lab at {git_revision()}")
+    lines.append("- Settings: " + "; ".join(f"{k} = {val}" for k, val in settings.items()))
+    lines += ["", table, ""]
+    if checks:
+        lines.append("Ratios and limits (same run):")
+        lines.append("")
+        for name, value, unit, target in checks:
+            shown = f"{value:.2f}x" if unit == "x" else f"{value:.2f} {unit}"
+            verdict = ""
+            if target:
+                ok = meets(value, target)
+                verdict = f" (target {target}{'x' if unit == 'x' else ' ' + unit}: " \
+                          f"{'met' if ok else 'NOT met'})"
+            lines.append(f"- {name}: **{shown}**{verdict}")
+        lines.append("")
+    for note in notes:
+        lines.append(f"- {note}")
+    if notes:
+        lines.append("")
+    text = "\n".join(lines)
+    print()
+    print(text)
+    if not args.no_save:
+        path = Path(args.results)
+        new = not path.exists()
+        with open(path, "a") as f:
+            if new:
+                f.write("# Benchmark results\n\nAppended by the scripts in `benchmarks/` "
+                        "(see benchmarks/README.md); newest sections last.\n\n")
+            f.write(text + "\n")
+        print(f"(appended to {path})")
+    return text
+
+
+def meets(value: float, target: str) -> bool:
+    """``value`` against a target such as ``">= 3"`` or ``"<= 2"``."""
+    target = target.strip()
+    number = float(target[2:])
+    if target.startswith(">="):
+        return value >= number
+    if target.startswith("<="):
+        return value <= number
+    raise ValueError(f"cannot read target {target!r}")
+
+
+# -- CartPole set-up shared by cartpole_es.py, scaling.py and compile_time.py -----------------
+CARTPOLE_HIDDEN = (32, 32)
+
+
+def cartpole_params(start: str):
+    """Initial parameters of the 4-32-32-2 tanh MLP (argmax head) for CartPole-v1.
+
+    ``start="init"``: the flax initialization (key 0): a random policy, episodes of ~10-60
+    steps. ``start="balanced"``: a hand-set controller, ``push right iff 0.1 x + 0.5 x_dot +
+    theta + theta_dot > 0``, carried by one unit per layer on top of small random weights; it and
+    its sigma = 0.02 perturbations keep the pole up for all 500 steps, so every member runs a
+    full-length episode (the throughput case). The pytree (``Dense_0..2``) fits both
+    ``el.policies.MLP`` and ``evosax.problems.networks.MLP``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    import evojax_lab as el
+
+    policy = el.policies.MLP(2, hidden=CARTPOLE_HIDDEN)
+    params = policy.init(jax.random.PRNGKey(0), jnp.zeros((4,), jnp.float32))
+    if start == "init":
+        return params
+    if start != "balanced":
+        raise ValueError(f"unknown start {start!r}")
+    p = jax.tree.map(lambda x: 0.01 * x, params)["params"]
+    coef = 3.0 * jnp.array([0.1, 0.5, 1.0, 1.0], jnp.float32)
+    p["Dense_0"]["kernel"] = p["Dense_0"]["kernel"].at[:, 0].set(coef)
+    p["Dense_1"]["kernel"] = p["Dense_1"]["kernel"].at[0, 0].set(3.0)
+    p["Dense_2"]["kernel"] = p["Dense_2"]["kernel"].at[0, 1].set(3.0).at[0, 0].set(-3.0)
+    return {"params": p}
