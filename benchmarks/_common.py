@@ -308,3 +308,12 @@ def cartpole_params(start: str):
     p["Dense_1"]["kernel"] = p["Dense_1"]["kernel"].at[0, 0].set(3.0)
     p["Dense_2"]["kernel"] = p["Dense_2"]["kernel"].at[0, 1].set(3.0).at[0, 0].set(-3.0)
     return {"params": p}
+
+
+def entry(worker, main) -> None:
+    """A benchmark script's entry point: run as a worker process if asked to, else as driver."""
+    cfg = worker_args()
+    if cfg is not None:
+        worker(cfg)
+    else:
+        main()

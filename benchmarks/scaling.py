@@ -131,8 +131,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    cfg = C.worker_args()
-    if cfg is not None:
-        worker(cfg)
-    else:
-        main()
+    C.entry(worker, main)
