@@ -85,7 +85,12 @@ def test_every_gymnax_env_runs(name):
 
     # Specs agree with what gymnax actually produces.
     assert task.observation_shape == tuple(np.shape(obs))
-    assert task.behavior_size == int(np.prod(np.shape(obs)))
+    if name.endswith("-MinAtar"):
+        # RAM-like behavior: every state variable but the step counter and the terminal flag.
+        fields = {k: v for k, v in vars(state).items() if k not in ("time", "terminal")}
+        assert task.behavior_size == sum(int(np.size(v)) for v in fields.values())
+    else:
+        assert task.behavior_size == int(np.prod(np.shape(obs)))
     assert task.max_steps == SMOKE_STEPS
     if isinstance(space, gymnax.environments.spaces.Discrete):
         assert task.action_space.kind == "discrete"
@@ -298,3 +303,16 @@ def test_names_cover_gymnax():
 def test_task_name_must_be_str():
     with pytest.raises(TypeError):
         el.tasks.make(3)
+
+
+def test_minatar_behavior_is_the_ram_like_state():
+    """Breakout's behavior is its game variables in declaration order, by hand."""
+    task = el.tasks.make("Breakout-MinAtar")
+    obs, state = task.reset(jax.random.key(3))
+    expected = np.concatenate([
+        np.ravel(np.asarray(v, np.float32)) for v in (
+            state.ball_y, state.ball_x, state.ball_dir, state.pos, state.brick_map,
+            state.strike, state.last_y, state.last_x)
+    ])
+    assert task.behavior_size == 4 + 100 + 3
+    np.testing.assert_array_equal(np.asarray(task.behavior(obs, state)), expected)

@@ -7,6 +7,13 @@ way gymnax's ``step`` splits it, so ``task.step(key, state, action)`` reproduces
 observation, state, reward and done of ``env.step(key, state, action, params)`` up to (and
 including) the step that ends the episode, where gymnax would auto-reset and we do not.
 
+Behavior descriptors: MinAtar games (``*-MinAtar``) describe an episode by their final
+"RAM-like" state — every variable of the game's state (positions, timers, entity tables, brick
+and alien maps; :func:`minatar_ram`) flattened to float32 in declaration order, leaving out the
+step counter ``time`` and the ``terminal`` flag (the counter would make episode length dominate
+distances). This plays the role of the Atari RAM the novelty-search papers use (final RAM
+state). Every other environment is described by its final observation, flattened.
+
 Observations are passed through unchanged (MinAtar frames stay ``[10, 10, C]``, FrozenLake's is
 a scalar state index); policies flatten what they need. Actions are what gymnax expects: an int32
 scalar for ``Discrete`` spaces, a float array of the ``Box`` shape (``(1,)`` for Pendulum) for
@@ -39,6 +46,21 @@ def _action_space(space) -> ActionSpace:
         high = np.broadcast_to(np.asarray(space.high, np.float32), shape)
         return ActionSpace("continuous", shape=shape, low=low, high=high)
     raise TypeError(f"unsupported gymnax action space {type(space).__name__}")
+
+
+_RAM_SKIP = ("time", "terminal")
+
+
+def minatar_ram(obs, state) -> jax.Array:
+    """The RAM-like behavior of a MinAtar state: its variables flattened to float32, in
+    declaration order, without ``time`` and ``terminal``."""
+    del obs
+    parts = [
+        jnp.ravel(jnp.asarray(leaf, jnp.float32))
+        for path, leaf in jax.tree_util.tree_leaves_with_path(state)
+        if getattr(path[-1], "name", None) not in _RAM_SKIP
+    ]
+    return jnp.concatenate(parts)
 
 
 def make_gymnax(name: str, *, max_steps: int | None = None, **env_kwargs) -> Task:
@@ -75,12 +97,18 @@ def make_gymnax(name: str, *, max_steps: int | None = None, **env_kwargs) -> Tas
         done = jnp.logical_or(terminated, env.is_truncated(state, params))
         return obs, state, jnp.asarray(reward, jnp.float32).reshape(()), done.reshape(())
 
-    behavior_size = int(np.prod(obs_shape))
+    if name.endswith("-MinAtar"):
+        behavior = minatar_ram
+        obs0, state0 = jax.eval_shape(reset, jax.random.PRNGKey(0))
+        behavior_size = int(jax.eval_shape(minatar_ram, obs0, state0).shape[0])
+    else:
+        behavior = flat_observation_behavior
+        behavior_size = int(np.prod(obs_shape))
     return Task(
         name=name,
         reset=reset,
         step=step,
-        behavior=flat_observation_behavior,
+        behavior=behavior,
         observation_shape=obs_shape,
         action_space=action_space,
         max_steps=cutoff,
