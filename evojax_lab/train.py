@@ -22,6 +22,13 @@ from evojax_lab.core.types import Strategy, TrainResult
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
 from evojax_lab.parallel import make_mesh
 
+# Per-member fields of each generation's Evaluation that ``make_train(record=...)`` can keep.
+RECORDABLE = {
+    "fitness": "population_fitness",
+    "behavior": "population_behavior",
+    "steps": "population_steps",
+}
+
 
 class TrainCarry(NamedTuple):
     """Everything a run carries between generations (what a checkpoint stores)."""
@@ -47,7 +54,7 @@ class Trainer:
 
     def __init__(self, task, policy, strategy: Strategy, *, generations: int, episodes: int,
                  eval_episodes: int, chunk_size: int | None, params: Any | None,
-                 mesh: Any = "auto"):
+                 mesh: Any = "auto", record: tuple[str, ...] = ()):
         if int(generations) < 1:
             raise ValueError(f"generations must be >= 1, got {generations}")
         if int(episodes) < 1:
@@ -62,6 +69,14 @@ class Trainer:
         self.eval_episodes = int(eval_episodes)
         self.chunk_size = chunk_size
         self.params = params
+        if isinstance(record, str):
+            record = (record,)
+        unknown = sorted(set(record) - set(RECORDABLE))
+        if unknown:
+            raise ValueError(
+                f"record: unknown field(s) {unknown}; choose from {list(RECORDABLE)}"
+            )
+        self.record = tuple(record)
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if isinstance(mesh, str):
@@ -147,6 +162,8 @@ class Trainer:
                 jax.random.split(solution_key, self.eval_episodes)
             )
             metrics["solution_fitness"] = returns.mean()
+        for name in self.record:
+            metrics[RECORDABLE[name]] = getattr(evaluation, name)
         metrics["steps"] = steps
         metrics["generation"] = carry.generation + 1
         return TrainCarry(state, carry.key, carry.generation + 1, steps), metrics
@@ -221,6 +238,7 @@ def make_train(
     chunk_size: int | None = None,
     params: Any | None = None,
     mesh: Any = "auto",
+    record: tuple[str, ...] = (),
 ) -> Trainer:
     """Fuse ``strategy`` and the evaluation of ``policy`` on ``task`` into one jitted run.
 
@@ -245,6 +263,11 @@ def make_train(
         params: initial parameters; by default ``policy.init`` on a zero observation.
         mesh: ``"auto"`` (all devices, population axis sharded, state replicated), ``None``
             (no sharding), or a ``jax.sharding.Mesh`` with a ``"pop"`` axis.
+        record: per-member results to keep for every generation, any of ``"fitness"``,
+            ``"behavior"``, ``"steps"``: they appear in the metrics as ``population_fitness``
+            ``[G, P]``, ``population_behavior`` ``[G, P, B]``, ``population_steps`` ``[G, P]``
+            (e.g. to draw where every evaluated individual of a maze run ended). Off by
+            default: it costs ``G x P x B`` floats.
 
     Returns:
         A :class:`Trainer`: ``train(key, hparams=None) -> TrainResult``. ``hparams`` is a dict
@@ -252,4 +275,5 @@ def make_train(
         values does not recompile, so ``jax.vmap`` over them runs a sweep in one program.
     """
     return Trainer(task, policy, strategy, generations=generations, episodes=episodes,
-                   eval_episodes=eval_episodes, chunk_size=chunk_size, params=params, mesh=mesh)
+                   eval_episodes=eval_episodes, chunk_size=chunk_size, params=params, mesh=mesh,
+                   record=record)

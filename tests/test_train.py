@@ -148,3 +148,28 @@ def test_bad_arguments_raise(kw, match):
     args = {"generations": 1, **kw}
     with pytest.raises(ValueError, match=match):
         el.make_train(task, policy, el.strategies.openai_es(POP), **args)
+
+
+def test_record_keeps_every_members_fitness_and_behavior():
+    """record= keeps each generation's per-member results; they match an independent
+    re-evaluation of the same populations (fitness = -||x||^2, behavior = x)."""
+
+    def fn(key, params):
+        return -jnp.sum(params["x"] ** 2), params["x"]
+
+    task = el.tasks.function(fn, behavior_size=3)
+    strategy = el.strategies.openai_es(6, sigma=0.5)
+    params = {"x": jnp.ones(3)}
+    trainer = el.make_train(task, None, strategy, generations=2, params=params,
+                            eval_episodes=0, record=("fitness", "behavior"))
+    result = trainer(KEY)
+    fit, beh = result.metrics["population_fitness"], result.metrics["population_behavior"]
+    assert fit.shape == (2, 6) and beh.shape == (2, 6, 3)
+    behaviors = np.asarray(beh)
+    np.testing.assert_allclose(np.asarray(fit), -np.sum(behaviors**2, axis=-1), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(result.metrics["best_fitness"]),
+                               np.max(np.asarray(fit), axis=1), rtol=1e-6)
+    # Generation 0's members are the initial mean +/- sigma * eps (mirrored pairs).
+    np.testing.assert_allclose(behaviors[0, :3] + behaviors[0, 3:], 2.0, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown field"):
+        el.make_train(task, None, strategy, generations=1, params=params, record=("novelty",))
