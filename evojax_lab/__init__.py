@@ -1,6 +1,6 @@
 """evojax_lab: JAX-accelerated, vectorized neuroevolution."""
 
-from evojax_lab import genome, parallel, policies, strategies, tasks
+from evojax_lab import genome, novelty, parallel, policies, strategies, tasks
 from evojax_lab.core import noise, shaping, tree
 from evojax_lab.core.types import Evaluation, Strategy, TrainResult, Validation
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
@@ -20,6 +20,7 @@ __all__ = [
     "genome",
     "make_train",
     "noise",
+    "novelty",
     "parallel",
     "policies",
     "rollout",

@@ -1,13 +1,21 @@
 """Strategies: one module per algorithm, each a factory returning a :class:`Strategy`."""
 
 from evojax_lab.strategies.deep_ga import DeepGAState, deep_ga, elite_genome, random_search
+from evojax_lab.strategies.ga_ns import GANSState, ga_ns
+from evojax_lab.strategies.novelty_es import NoveltyESState, ns_es, nsr_es, nsra_es
 from evojax_lab.strategies.openai_es import OpenAIESState, openai_es
 
 __all__ = [
     "DeepGAState",
+    "GANSState",
+    "NoveltyESState",
     "OpenAIESState",
     "deep_ga",
     "elite_genome",
+    "ga_ns",
+    "ns_es",
+    "nsr_es",
+    "nsra_es",
     "openai_es",
     "random_search",
 ]

@@ -82,9 +82,13 @@ class DeepGAState(NamedTuple):
     generation: jax.Array
 
 
-def elite_genome(state: DeepGAState) -> Genome:
-    """The genome of the solution (``elites[0]``): ``decode(elite_genome(state), params)``
-    reproduces ``strategy.solution(state)`` bit for bit."""
+def elite_genome(state) -> Genome:
+    """The genome of the solution: ``decode(elite_genome(state), params)`` reproduces
+    ``strategy.solution(state)`` bit for bit. ``state`` is a :class:`DeepGAState` (the solution
+    is ``elites[0]``) or a GA-NS state (the best-fitness individual ever evaluated)."""
+    best = getattr(state, "best_genome", None)
+    if best is not None:
+        return best
     return take(state.elite_genomes, 0)
 
 

@@ -13,6 +13,7 @@ from evojax_lab.tasks.base import (
     function,
 )
 from evojax_lab.tasks.gymnax_tasks import gymnax_names, make_gymnax
+from evojax_lab.tasks.hard_maze import hard_maze, image_hard_maze
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
 
@@ -49,12 +50,18 @@ def make(name: str, **kw) -> Task:
     raise ValueError(f"unknown task {name!r}.{hint} Known tasks: {', '.join(known)}")
 
 
+register("hard_maze", hard_maze)
+register("image_hard_maze", image_hard_maze)
+
+
 __all__ = [
     "ActionSpace",
     "FunctionTask",
     "Task",
     "flat_observation_behavior",
     "function",
+    "hard_maze",
+    "image_hard_maze",
     "make",
     "make_gymnax",
     "names",
