@@ -53,3 +53,20 @@ def test_for_task_picks_the_cnn_for_image_observations():
     assert isinstance(policy, el.policies.MinAtarCNN) and policy.action_dim == 3
     cartpole = el.tasks.make("CartPole-v1")
     assert isinstance(el.policies.for_task(cartpole), el.policies.MLP)
+
+
+def test_continuous_cnn_head_for_the_image_hard_maze():
+    task = el.tasks.make("image_hard_maze", max_steps=3)
+    policy = el.policies.for_task(task)
+    assert isinstance(policy, el.policies.NatureCNN) and policy.head == "continuous"
+    # The Deep GA network with 2 outputs: 4,052,658 - 16 * (512 + 1) for 18 -> 2 actions.
+    assert _count(policy, (84, 84, 4))[0] == 4_052_658 - 16 * 513
+    small = el.policies.MinAtarCNN(2, features=2, hidden=4, head="continuous",
+                                   low=(-0.5, -0.5), high=(0.5, 0.5))
+    params = small.init(jax.random.key(0), jnp.zeros((10, 10, 1)))
+    linear = el.policies.MinAtarCNN(2, features=2, hidden=4, head="linear")
+    obs = jnp.asarray(np.random.default_rng(0).random((10, 10, 1)), jnp.float32)
+    action, logits = small.apply(params, obs), linear.apply(params, obs)
+    assert action.shape == (2,)
+    # tanh squashing into [-0.5, 0.5], by hand from the raw outputs
+    np.testing.assert_allclose(np.asarray(action), 0.5 * np.tanh(np.asarray(logits)), atol=1e-6)

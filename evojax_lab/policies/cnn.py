@@ -14,21 +14,28 @@ multiply it by ``obs_scale`` (1 by default: MinAtar frames are already 0/1; use 
 Atari pixels). The output layer is the Dense module named ``"output"``, which
 :func:`evojax_lab.genome.reference_init` recognises as the layer initialised with std 0.1.
 Heads: ``"discrete"`` (argmax over the logits, an int32 action, like
-:class:`~evojax_lab.policies.MLP`) or ``"linear"`` (the raw logits).
+:class:`~evojax_lab.policies.MLP`), ``"continuous"`` (tanh squashed into ``[low, high]``, for
+tasks such as the Image Hard Maze) or ``"linear"`` (the raw outputs).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 
-def _head(logits, head: str):
+def _head(logits, head: str, low=-1.0, high=1.0):
     if head == "discrete":
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    if head == "continuous":
+        low = jnp.asarray(low, jnp.float32)
+        high = jnp.asarray(high, jnp.float32)
+        return low + (jnp.tanh(logits) + 1.0) * 0.5 * (high - low)
     if head == "linear":
         return logits
-    raise ValueError(f"unknown head {head!r}; use 'discrete' or 'linear'")
+    raise ValueError(f"unknown head {head!r}; use 'discrete', 'continuous' or 'linear'")
 
 
 def _prepare(obs, obs_scale: float):
@@ -49,14 +56,18 @@ class NatureCNN(nn.Module):
         action_dim: number of discrete actions (18 for the full Atari action set).
         padding: ``"SAME"`` (default, 4,052,658 parameters for 84x84x4 and 18 actions) or
             ``"VALID"`` (1,693,362).
-        head: ``"discrete"`` (argmax) or ``"linear"`` (logits).
+        head: ``"discrete"`` (argmax), ``"continuous"`` (``action_dim`` outputs in
+            ``[low, high]``) or ``"linear"`` (logits).
         obs_scale: observations are multiplied by this (use ``1/255`` for uint8 pixels).
+        low, high: bounds of the continuous head (scalars or tuples).
     """
 
     action_dim: int
     padding: str = "SAME"
     head: str = "discrete"
     obs_scale: float = 1.0
+    low: Any = -1.0
+    high: Any = 1.0
 
     @nn.compact
     def __call__(self, obs):
@@ -65,7 +76,7 @@ class NatureCNN(nn.Module):
         x = nn.relu(nn.Conv(64, (4, 4), strides=(2, 2), padding=self.padding, name="conv_1")(x))
         x = nn.relu(nn.Conv(64, (3, 3), strides=(1, 1), padding=self.padding, name="conv_2")(x))
         x = nn.relu(nn.Dense(512, name="dense_0")(_flatten(x)))
-        return _head(nn.Dense(self.action_dim, name="output")(x), self.head)
+        return _head(nn.Dense(self.action_dim, name="output")(x), self.head, self.low, self.high)
 
 
 class MinAtarCNN(nn.Module):
@@ -77,8 +88,10 @@ class MinAtarCNN(nn.Module):
         kernel: convolution kernel size (3, stride 1).
         hidden: width of the fully connected layer (128).
         padding: ``"VALID"`` (default, as in MinAtar) or ``"SAME"``.
-        head: ``"discrete"`` (argmax) or ``"linear"`` (logits).
+        head: ``"discrete"`` (argmax), ``"continuous"`` (``action_dim`` outputs in
+            ``[low, high]``) or ``"linear"`` (logits).
         obs_scale: observations are multiplied by this.
+        low, high: bounds of the continuous head (scalars or tuples).
     """
 
     action_dim: int
@@ -88,6 +101,8 @@ class MinAtarCNN(nn.Module):
     padding: str = "VALID"
     head: str = "discrete"
     obs_scale: float = 1.0
+    low: Any = -1.0
+    high: Any = 1.0
 
     @nn.compact
     def __call__(self, obs):
@@ -95,4 +110,4 @@ class MinAtarCNN(nn.Module):
         k = (self.kernel, self.kernel)
         x = nn.relu(nn.Conv(self.features, k, padding=self.padding, name="conv_0")(x))
         x = nn.relu(nn.Dense(self.hidden, name="dense_0")(_flatten(x)))
-        return _head(nn.Dense(self.action_dim, name="output")(x), self.head)
+        return _head(nn.Dense(self.action_dim, name="output")(x), self.head, self.low, self.high)

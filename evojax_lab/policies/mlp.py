@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evojax_lab.policies.cnn import MinAtarCNN
+from evojax_lab.policies.cnn import MinAtarCNN, NatureCNN
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu}
 
@@ -63,13 +63,24 @@ class MLP(nn.Module):
 def for_task(task, hidden: Sequence[int] = (32, 32), activation: str = "tanh") -> nn.Module:
     """A policy whose head matches ``task.action_space``.
 
-    Image observations (``[H, W, C]``, e.g. MinAtar's ``[10, 10, C]`` frames) with discrete
-    actions get a :class:`~evojax_lab.policies.MinAtarCNN` (``hidden`` and ``activation`` do
-    not apply to it); every other task gets an :class:`MLP` with ``hidden`` layers.
+    Image observations (``[H, W, C]``) get a CNN (``hidden`` and ``activation`` do not apply
+    to it): small frames (MinAtar's ``[10, 10, C]``, below 36 pixels a side) a
+    :class:`~evojax_lab.policies.MinAtarCNN`, larger ones (the Image Hard Maze's ``[84, 84, 4]``)
+    the :class:`~evojax_lab.policies.NatureCNN` the Deep GA uses; with a discrete or a
+    continuous head to match the actions. Every other task gets an :class:`MLP` with ``hidden``
+    layers.
     """
     space = task.action_space
-    if space.kind == "discrete" and len(tuple(getattr(task, "observation_shape", ()))) == 3:
-        return MinAtarCNN(action_dim=space.n)
+    obs_shape = tuple(getattr(task, "observation_shape", ()))
+    if len(obs_shape) == 3 and space.kind in ("discrete", "continuous"):
+        cnn = MinAtarCNN if min(obs_shape[:2]) < 36 else NatureCNN
+        if space.kind == "discrete":
+            return cnn(action_dim=space.n)
+        if tuple(space.shape) not in ((), (int(np.prod(space.shape)),)):
+            raise ValueError(f"a CNN policy needs a flat action shape, got {space.shape}")
+        return cnn(action_dim=max(int(np.prod(space.shape)), 1), head="continuous",
+                   low=tuple(np.ravel(space.low).tolist()),
+                   high=tuple(np.ravel(space.high).tolist()))
     if space.kind == "discrete":
         return MLP(action_dim=space.n, hidden=tuple(hidden), activation=activation)
     if space.kind == "continuous":
