@@ -1,0 +1,201 @@
+"""The Hard Maze: ES vs NS-ES / NSR-ES, GA vs GA-NS at equal evaluation budgets, over seeds.
+
+The deceptive maze of Lehman & Stanley (REFERENCE §5): fitness is minus the final distance to
+the goal, whose straight-line gradient leads into a dead end. Every method gets the same number
+of episodes (the NS-ES agents' evaluations included) and is run on several seeds; a seed
+succeeds when any evaluated individual ends within 10 units of the goal (fitness >= -10; the
+task's own success flag, "within 10 at any step", is looser). The script writes the success
+table (successes, episodes to success, best final distance, wall time per method) to
+benchmarks/RESULTS.md and draws the classic picture: the final position of every individual
+evaluated during one run per method, on the maze walls (benchmarks/hard_maze.png).
+
+Every method runs in its own worker process (all its seeds there, one compilation).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+TITLE = "Hard Maze: ES vs NS-ES / NSR-ES, GA vs GA-NS (issue 5)"
+METHODS = ("es", "ns_es", "nsr_es", "nsra_es", "ga", "ga_ns")
+LABELS = {"es": "OpenAI-ES", "ns_es": "NS-ES", "nsr_es": "NSR-ES", "nsra_es": "NSRA-ES",
+          "ga": "Deep GA", "ga_ns": "GA-NS"}
+SUCCESS_DISTANCE = 10.0
+
+
+def build(cfg):
+    """(strategy, generations) for one method at the configured budget."""
+    import evojax_lab as el
+
+    m, budget = cfg["method"], cfg["evaluations"]
+    if m in ("es", "ns_es", "nsr_es", "nsra_es"):
+        p, sigma, lr = cfg["es_pop"], cfg["es_sigma"], cfg["es_lr"]
+        if m == "es":
+            return el.strategies.openai_es(p, sigma, learning_rate=lr), budget // p
+        factory = getattr(el.strategies, m)
+        agents = cfg["agents"]
+        strategy = factory(p, sigma, learning_rate=lr, behavior_size=2, num_agents=agents,
+                           archive_capacity=budget // p + agents)
+        return strategy, budget // (p + agents)
+    p, sigma, t = cfg["ga_pop"], cfg["ga_sigma"], cfg["ga_truncation"]
+    gens = budget // p
+    if m == "ga":
+        # The maze is deterministic: the elite needs no re-evaluation.
+        return el.strategies.deep_ga(p, sigma, t, validation_episodes=0,
+                                     genome_capacity=gens), gens
+    return el.strategies.ga_ns(p, sigma, t, behavior_size=2, genome_capacity=gens,
+                               archive_probability=cfg["archive_probability"]), gens
+
+
+def worker(cfg):
+    import jax
+    import numpy as np
+
+    import evojax_lab as el
+
+    task = el.tasks.make("hard_maze")
+    policy = el.policies.for_task(task, hidden=tuple(cfg["hidden"]))
+    strategy, gens = build(cfg)
+    template = policy.init(jax.random.PRNGKey(0), jax.numpy.zeros(task.observation_shape))
+    runs = []
+    for seed in cfg["seeds"]:
+        key = jax.random.PRNGKey(seed)
+        # Every method starts from the Deep GA's reference initialization (one draw per seed;
+        # the NS-ES agents draw their own).
+        params = el.genome.reference_init(jax.random.fold_in(key, 1), template)
+        trainer = el.make_train(task, policy, strategy, generations=gens, eval_episodes=0,
+                                params=params, record=("fitness", "behavior"))
+        start = time.perf_counter()
+        result = jax.block_until_ready(trainer(key))
+        seconds = time.perf_counter() - start
+        fitness = np.asarray(result.metrics["population_fitness"])  # [G, P]
+        behavior = np.asarray(result.metrics["population_behavior"])  # [G, P, 2]
+        steps = np.asarray(result.metrics["steps"])
+        per_gen = steps / 400.0  # cumulative episodes (every episode is 400 steps)
+        best = fitness.max(axis=1)
+        hit = np.nonzero(best >= -SUCCESS_DISTANCE)[0]
+        run = {"seed": seed, "seconds": seconds, "success": bool(len(hit)),
+               "episodes_to_success": float(per_gen[hit[0]]) if len(hit) else None,
+               "best_distance": float(-best.max()), "episodes": float(per_gen[-1]),
+               "generations": gens}
+        if seed == cfg["seeds"][0] and cfg.get("picture"):
+            np.savez_compressed(cfg["picture"], behavior=behavior.reshape(-1, 2),
+                                generation=np.repeat(np.arange(gens), behavior.shape[1]))
+        print(f"  seed {seed}: {'reached the goal' if run['success'] else 'trapped'}, "
+              f"best distance {run['best_distance']:.1f}, {seconds:.0f} s", file=sys.stderr,
+              flush=True)
+        runs.append(run)
+    C.report({"method": cfg["method"], "runs": runs, "generations": gens})
+
+
+def draw(pictures: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from evojax_lab.tasks.hard_maze import draw_maze
+
+    methods = list(pictures)
+    cols = min(len(methods), 3)
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, m in zip(axes.ravel(), methods, strict=False):
+        data = np.load(pictures[m])
+        b, g = data["behavior"], data["generation"]
+        ax.axis("on")
+        ax.scatter(b[:, 0], b[:, 1], c=g, s=0.5, alpha=0.25, cmap="viridis", rasterized=True)
+        draw_maze(ax)
+        ax.set_title(f"{LABELS[m]}: final positions ({len(b):,} episodes)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Hard Maze, first seed: where every evaluated individual ended "
+                 "(colour: generation)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = C.base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", choices=METHODS,
+                        default=["es", "ns_es", "nsr_es", "ga", "ga_ns"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--evaluations", type=int, default=160_000,
+                        help="episodes per run, the same for every method (default 160,000)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
+    parser.add_argument("--es-pop", type=int, default=100)
+    parser.add_argument("--es-sigma", type=float, default=0.1)
+    parser.add_argument("--es-lr", type=float, default=0.1)
+    parser.add_argument("--agents", type=int, default=3, help="NS-ES meta-population size")
+    parser.add_argument("--ga-pop", type=int, default=200)
+    parser.add_argument("--ga-sigma", type=float, default=0.1)
+    parser.add_argument("--ga-truncation", type=int, default=20)
+    parser.add_argument("--archive-probability", type=float, default=0.05)
+    parser.add_argument("--picture", type=Path, default=C.HERE / "hard_maze.png")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.evaluations = 1, 4_000
+    start = C.started()
+    tmp = Path(tempfile.mkdtemp(prefix="hard-maze-"))
+    rows, pictures = [], {}
+    for m in args.methods:
+        print(f"{LABELS[m]} ...", flush=True)
+        cfg = {"method": m, "seeds": list(range(args.seeds)), "evaluations": args.evaluations,
+               "hidden": args.hidden, "es_pop": args.es_pop, "es_sigma": args.es_sigma,
+               "es_lr": args.es_lr, "agents": args.agents, "ga_pop": args.ga_pop,
+               "ga_sigma": args.ga_sigma, "ga_truncation": args.ga_truncation,
+               "archive_probability": args.archive_probability,
+               "picture": str(tmp / f"{m}.npz")}
+        res = C.run_worker(__file__, cfg, host_devices=os.cpu_count())
+        pictures[m] = cfg["picture"]
+        runs = res["runs"]
+        wins = [r for r in runs if r["success"]]
+        to_goal = sorted(r["episodes_to_success"] for r in wins)
+        for r in runs:
+            print(f"  seed {r['seed']}: {'reached the goal' if r['success'] else 'trapped'}, "
+                  f"best final distance {r['best_distance']:.1f}, {r['seconds']:.0f} s",
+                  flush=True)
+        rows.append([
+            LABELS[m], f"{len(wins)}/{len(runs)}",
+            ", ".join(f"{x:,.0f}" for x in to_goal) or "-",
+            ", ".join(f"{r['best_distance']:.1f}" for r in runs),
+            f"{runs[0]['episodes']:,.0f}", res["generations"],
+            f"{sum(r['seconds'] for r in runs) / 60:.1f}",
+        ])
+    if not args.no_save or args.quick:
+        draw(pictures, args.picture)
+        print(f"picture: {args.picture}")
+    table = C.markdown_table(
+        ["method", "reached the goal", "episodes to the goal (successful seeds)",
+         "best final distance per seed", "episodes per run", "generations",
+         "minutes (all seeds)"], rows)
+    settings = {
+        "task": "hard_maze (400 steps, fitness = -final distance to the goal)",
+        "success": f"an evaluated individual ends within {SUCCESS_DISTANCE:g} of the goal",
+        "seeds": args.seeds, "episodes per run": f"{args.evaluations:,} for every method",
+        "policy": f"MLP 11-{'-'.join(map(str, args.hidden))}-2 tanh, reference init",
+        "ES family": f"P = {args.es_pop}, sigma = {args.es_sigma}, Adam lr {args.es_lr}, "
+                     f"L2 0.005, mirrored; NS-ES/NSR-ES: {args.agents} agents, k = 10, one "
+                     "evaluation per agent per generation (counted)",
+        "GA family": f"P = {args.ga_pop}, sigma = {args.ga_sigma}, T = {args.ga_truncation}, "
+                     f"1 elite, no re-evaluation (deterministic task); GA-NS: k = 10 over "
+                     f"archive + generation, archive add probability {args.archive_probability}",
+    }
+    notes = [f"Picture: [{args.picture.name}]({args.picture.name}) — final positions of every "
+             "individual evaluated in the first seed's run of each method, on the maze."]
+    C.save_section(args, TITLE, start, settings, table, (), notes)
+
+
+if __name__ == "__main__":
+    C.entry(worker, main)
