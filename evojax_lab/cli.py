@@ -20,6 +20,12 @@ DEFAULTS = {
                     generations=100, episodes=1, hidden=(32, 32)),
     "random_search": dict(pop_size=256, elites=1, validation_episodes=10, generations=100,
                           episodes=1, hidden=(32, 32)),
+    # Novelty search (behavior = the task's descriptor: final (x, y) on the Hard Maze).
+    **{name: dict(pop_size=50, sigma=0.05, learning_rate=0.05, agents=8, k=10,
+                  generations=1000, episodes=1, hidden=(16, 16), validation_episodes=1)
+       for name in ("ns_es", "nsr_es", "nsra_es")},
+    "ga_ns": dict(pop_size=200, sigma=0.1, truncation=20, elites=1, k=10,
+                  archive_probability=0.05, generations=300, episodes=1, hidden=(16, 16)),
 }
 PRESETS = {
     ("CartPole-v1", "openai_es"): dict(pop_size=256, sigma=0.05, learning_rate=0.03,
@@ -30,8 +36,10 @@ PRESETS = {
     ("CartPole-v1", "random_search"): dict(pop_size=256, generations=20),
 }
 STRATEGIES = tuple(DEFAULTS)
+GENOME_STRATEGIES = ("deep_ga", "random_search", "ga_ns")
 _OPTION_NAMES = ("pop_size", "sigma", "learning_rate", "generations", "episodes", "hidden",
-                 "truncation", "elites", "validation_episodes")
+                 "truncation", "elites", "validation_episodes", "agents", "k",
+                 "archive_probability")
 
 
 class CLIError(Exception):
@@ -104,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--elites", type=int, help="individuals copied unmodified (GA)")
     t.add_argument("--validation-episodes", type=int, metavar="E",
                    help="extra episodes re-evaluating the elite candidates (GA; 0 = off)")
+    t.add_argument("--agents", type=_positive_int, metavar="M",
+                   help="meta-population size (NS-ES / NSR-ES / NSRA-ES)")
+    t.add_argument("--k", type=_positive_int, help="nearest neighbours of the novelty")
+    t.add_argument("--archive-probability", type=float, metavar="P",
+                   help="archive insertion probability per individual (GA-NS)")
     t.add_argument("--episodes", type=_positive_int, help="episodes per member per generation")
     t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 32,32")
     t.add_argument("--eval-episodes", type=int, default=10,
@@ -195,11 +208,31 @@ def _strategy(name: str, s: dict, args):
         return el.strategies.openai_es(s["pop_size"], sigma=s["sigma"],
                                        learning_rate=s["learning_rate"],
                                        chunk_size=args.chunk_size)
+    if name in ("ns_es", "nsr_es", "nsra_es"):
+        return getattr(el.strategies, name)(
+            s["pop_size"], s["sigma"], learning_rate=s["learning_rate"],
+            behavior_size=_behavior_size(args.task), num_agents=s["agents"], k=s["k"],
+            archive_capacity=s["generations"] + s["agents"], chunk_size=args.chunk_size,
+            validation_episodes=s["validation_episodes"])
+    if name == "ga_ns":
+        return el.strategies.ga_ns(
+            s["pop_size"], s["sigma"], s["truncation"], behavior_size=_behavior_size(args.task),
+            elites=s["elites"], k=s["k"], archive_probability=s["archive_probability"],
+            genome_capacity=s["generations"] + 1)
     common = dict(elites=s["elites"], validation_episodes=s["validation_episodes"],
                   genome_capacity=s["generations"] + 1)
     if name == "deep_ga":
         return el.strategies.deep_ga(s["pop_size"], s["sigma"], s["truncation"], **common)
     return el.strategies.random_search(s["pop_size"], **common)
+
+
+def _behavior_size(task_name: str) -> int:
+    import evojax_lab as el
+
+    size = el.tasks.make(task_name).behavior_size
+    if size < 1:
+        raise CLIError(f"novelty search needs a behavior descriptor; {task_name} has none")
+    return size
 
 
 def _block_size(generations: int, target: int) -> int:
@@ -298,7 +331,7 @@ def cmd_train(args) -> int:
     solution_host = to_host(result.solution)
     (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(solution_host))
     genome_note = ""
-    if args.strategy in ("deep_ga", "random_search"):
+    if args.strategy in GENOME_STRATEGIES:
         genome = to_host(el.strategies.elite_genome(result.state))
         num_params = el.tree.num_params(solution_host)
         data = el.genome.to_bytes(genome, num_params=num_params, metadata={

@@ -141,3 +141,29 @@ def test_option_of_another_strategy_is_refused(tmp_path, capsys):
     code = cli.main(["train", "--truncation", "3", "--run-dir", str(tmp_path / "x")])
     assert code == 2
     assert "--truncation does not apply to openai_es" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("strategy", ["nsr_es", "ga_ns"])
+def test_novelty_strategies_train_on_the_hard_maze(strategy, tmp_path, capsys):
+    path = tmp_path / strategy
+    code = cli.main([
+        "train", "--task", "hard_maze", "--strategy", strategy, "--generations", "2",
+        "--pop-size", "8", "--hidden", "4", "--eval-episodes", "1", "--final-episodes", "1",
+        "--log-every", "2", "--run-dir", str(path), "--no-progress",
+        *(["--agents", "2", "--k", "3"] if strategy == "nsr_es" else
+          ["--truncation", "2", "--archive-probability", "0.5"]),
+    ])
+    assert code == 0
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    assert rows[-1]["archive_size"] >= 1 and rows[-1]["mean_novelty"] >= 0
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["final_mean_return"] <= 0  # minus the final distance to the goal
+    if strategy == "ga_ns":
+        assert (path / "elite.genome").is_file()
+        assert "elite genome" in capsys.readouterr().out
+
+
+def test_novelty_option_does_not_apply_to_es():
+    with pytest.raises(cli.CLIError, match="--agents does not apply to openai_es"):
+        cli._settings(cli.build_parser().parse_args(["train", "--agents", "3"]))
