@@ -1,6 +1,6 @@
 """evojax_lab: JAX-accelerated, vectorized neuroevolution."""
 
-from evojax_lab import genome, novelty, parallel, policies, strategies, tasks
+from evojax_lab import genome, mutations, novelty, parallel, policies, strategies, tasks
 from evojax_lab.core import noise, shaping, tree
 from evojax_lab.core.types import Evaluation, Strategy, TrainResult, Validation
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
@@ -19,6 +19,7 @@ __all__ = [
     "evaluate_members",
     "genome",
     "make_train",
+    "mutations",
     "noise",
     "novelty",
     "parallel",
