@@ -12,8 +12,10 @@ from evojax_lab.tasks.base import (
     flat_observation_behavior,
     function,
 )
+from evojax_lab.tasks.breadcrumb import breadcrumb_hard_maze
 from evojax_lab.tasks.gymnax_tasks import gymnax_names, make_gymnax
 from evojax_lab.tasks.hard_maze import hard_maze, image_hard_maze
+from evojax_lab.tasks.parity import parity, parity_accuracy
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
 
@@ -52,12 +54,14 @@ def make(name: str, **kw) -> Task:
 
 register("hard_maze", hard_maze)
 register("image_hard_maze", image_hard_maze)
+register("breadcrumb_hard_maze", breadcrumb_hard_maze)
 
 
 __all__ = [
     "ActionSpace",
     "FunctionTask",
     "Task",
+    "breadcrumb_hard_maze",
     "flat_observation_behavior",
     "function",
     "hard_maze",
@@ -65,5 +69,7 @@ __all__ = [
     "make",
     "make_gymnax",
     "names",
+    "parity",
+    "parity_accuracy",
     "register",
 ]
