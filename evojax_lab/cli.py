@@ -219,10 +219,10 @@ def _strategy(name: str, s: dict, args):
             s["pop_size"], s["sigma"], s["truncation"], behavior_size=_behavior_size(args.task),
             elites=s["elites"], k=s["k"], archive_probability=s["archive_probability"],
             genome_capacity=s["generations"] + 1)
-    common = dict(elites=s["elites"], validation_episodes=s["validation_episodes"],
-                  genome_capacity=s["generations"] + 1)
+    common = dict(elites=s["elites"], validation_episodes=s["validation_episodes"])
     if name == "deep_ga":
-        return el.strategies.deep_ga(s["pop_size"], s["sigma"], s["truncation"], **common)
+        return el.strategies.deep_ga(s["pop_size"], s["sigma"], s["truncation"], **common,
+                                     genome_capacity=s["generations"] + 1)
     return el.strategies.random_search(s["pop_size"], **common)
 
 

@@ -167,3 +167,16 @@ def test_novelty_strategies_train_on_the_hard_maze(strategy, tmp_path, capsys):
 def test_novelty_option_does_not_apply_to_es():
     with pytest.raises(cli.CLIError, match="--agents does not apply to openai_es"):
         cli._settings(cli.build_parser().parse_args(["train", "--agents", "3"]))
+
+
+def test_random_search_trains_and_writes_a_one_seed_genome(tmp_path, capsys):
+    path = tmp_path / "rs"
+    code = cli.main([
+        "train", "--task", "CartPole-v1", "--strategy", "random_search", "--generations", "2",
+        "--pop-size", "8", "--hidden", "4", "--validation-episodes", "1",
+        "--eval-episodes", "1", "--final-episodes", "1", "--log-every", "2",
+        "--run-dir", str(path), "--no-progress",
+    ])
+    assert code == 0
+    assert "elite genome" in capsys.readouterr().out
+    assert cli.main(["replay", str(path / "elite.genome"), "--episodes", "1"]) == 0
