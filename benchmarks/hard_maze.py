@@ -131,13 +131,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS,
                         default=["es", "ns_es", "nsr_es", "ga", "ga_ns"])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--evaluations", type=int, default=160_000,
-                        help="episodes per run, the same for every method (default 160,000)")
+    parser.add_argument("--evaluations", type=int, default=100_000,
+                        help="episodes per run, the same for every method (default 100,000)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
-    parser.add_argument("--es-pop", type=int, default=100)
-    parser.add_argument("--es-sigma", type=float, default=0.1)
-    parser.add_argument("--es-lr", type=float, default=0.1)
-    parser.add_argument("--agents", type=int, default=3, help="NS-ES meta-population size")
+    parser.add_argument("--es-pop", type=int, default=50)
+    parser.add_argument("--es-sigma", type=float, default=0.05)
+    parser.add_argument("--es-lr", type=float, default=0.05)
+    parser.add_argument("--agents", type=int, default=8, help="NS-ES meta-population size")
     parser.add_argument("--ga-pop", type=int, default=200)
     parser.add_argument("--ga-sigma", type=float, default=0.1)
     parser.add_argument("--ga-truncation", type=int, default=20)
