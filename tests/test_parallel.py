@@ -128,3 +128,13 @@ def test_two_processes_equal_one_process_with_two_devices(two_devices, tmp_path)
     np.testing.assert_allclose(got["fitness"], np.asarray(evaluation.fitness), rtol=0, atol=1e-6)
     np.testing.assert_allclose(got["mean_fitness"], np.asarray(result.metrics["mean_fitness"]),
                                rtol=0, atol=1e-6)
+
+
+def test_importing_the_library_does_not_start_jax():
+    """A jax array built at import time starts the XLA backend, after which
+    jax.distributed.initialize (multi-host) and host-device flags no longer work."""
+    code = ("import jax._src.xla_bridge as xb\nimport evojax_lab  # noqa: F401\n"
+            "assert not xb._backends, 'importing evojax_lab started the XLA backend'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -29,12 +29,15 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-#: Input batches ``X`` (``K = 2`` examples of 2 inputs) of the three toy domains.
-TOY_DOMAINS: dict[str, jax.Array] = {
-    "easy": jnp.array([[0.0, 1.0], [0.0, 1.0]], jnp.float32),
-    "medium": jnp.array([[1.0, 0.0], [0.0, 1.0]], jnp.float32),
-    "washout": jnp.array([[1.0, 1.0], [-1.0, -1.0]], jnp.float32),
+#: Input batches ``X`` (``K = 2`` examples of 2 inputs) of the three toy domains. NumPy, not
+#: jax arrays: a jax array built at import would start the XLA backend, after which
+#: ``jax.distributed.initialize`` (multi-host runs) refuses to run.
+TOY_DOMAINS: dict[str, np.ndarray] = {
+    "easy": np.array([[0.0, 1.0], [0.0, 1.0]], np.float32),
+    "medium": np.array([[1.0, 0.0], [0.0, 1.0]], np.float32),
+    "washout": np.array([[1.0, 1.0], [-1.0, -1.0]], np.float32),
 }
 #: Output scales: ``y = OUTPUT_SCALES * w * x``.
 OUTPUT_SCALES = (100.0, 0.1)
