@@ -45,6 +45,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from evojax_lab.core.checks import check_nonnegative
 from evojax_lab.core.tree import ravel
 
 #: Sensitivity kinds accepted by :func:`sensitivity`.
@@ -64,18 +65,6 @@ def _check_kind(kind, kinds: tuple[str, ...]) -> str:
     if not isinstance(kind, str) or kind not in kinds:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(map(repr, kinds))}")
     return kind
-
-
-def _check_nonnegative(name: str, value) -> None:
-    """Raise if a concrete ``value`` is negative or NaN (traced values cannot be checked)."""
-    if value is None:
-        return
-    try:
-        v = float(value)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
-        return
-    if not v >= 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
 
 
 def _flat_output(y) -> jax.Array:
@@ -358,7 +347,7 @@ def rescale_factor(
     Returns:
         ``(x, divergence)``: the scalar step and the ``Dbar(x)`` it achieves.
     """
-    _check_nonnegative("target", target)
+    check_nonnegative("target", target)
     flat, _, _, batched, _, _ = _setup(apply_fn, params, inputs)
     d = ravel(direction)[0]
     if d.shape != flat.shape:
@@ -417,9 +406,9 @@ def safe_mutate(
             ``floor``.
     """
     _check_kind(kind, MUTATION_KINDS)
-    _check_nonnegative("magnitude", magnitude)
-    _check_nonnegative("clip", clip)
-    _check_nonnegative("floor", floor)
+    check_nonnegative("magnitude", magnitude)
+    check_nonnegative("clip", clip)
+    check_nonnegative("floor", floor)
     flat, unravel = ravel(params)
     eps = jax.random.normal(key, flat.shape, flat.dtype)
 

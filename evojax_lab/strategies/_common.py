@@ -5,35 +5,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from evojax_lab.core.checks import check_nonnegative, check_positive, check_positive_int
 
-def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__")
-    ):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def check_positive(name: str, value) -> None:
-    """Raise if a concrete ``value`` is not > 0 (traced values cannot be checked here)."""
-    try:
-        v = float(value)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
-        return
-    if not v > 0:
-        raise ValueError(f"{name} must be > 0, got {v}")
-
-
-def check_nonnegative(name: str, value) -> None:
-    try:
-        v = float(value)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
-        return
-    if not v >= 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
+__all__ = [
+    "check_nonnegative",
+    "check_positive",
+    "check_positive_int",
+    "fitness_metrics",
+    "fitness_of",
+]
 
 
 def fitness_of(evaluation, pop_size: int) -> jax.Array:
