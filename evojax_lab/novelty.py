@@ -18,6 +18,9 @@ Policies, all documented here once:
   ever made). Size it to the run (an ES run adds one behavior per generation) to keep all.
 * **Insertion probability** ``p``: each offered behavior enters independently with probability
   ``p`` (the Deep GA's GA-NS uses 0.01); ``mask`` restricts what may enter.
+* **Non-finite behaviors** (a NaN policy, a diverged simulation) never enter the archive, so one
+  bad individual cannot poison every later distance; a non-finite query gets a NaN novelty,
+  which :func:`~evojax_lab.core.shaping.centered_rank` ranks worst.
 * **Self-exclusion**: ``knn(queries, archive, k, population=queries)`` also measures against the
   current population, leaving out each query's own row (its distance 0 to itself); other
   identical behaviors still count.
@@ -106,6 +109,7 @@ def add(
     rows = _as_batch(behaviors, archive.behaviors.shape[1], "behaviors")
     num = rows.shape[0]
     accept = jnp.ones((num,), bool) if mask is None else jnp.asarray(mask, bool).reshape(num)
+    accept = accept & jnp.all(jnp.isfinite(rows), axis=1)  # NaN / inf rows never enter
     if not (isinstance(probability, (int, float)) and probability >= 1):
         if key is None:
             raise ValueError("add with probability < 1 needs a key")
@@ -143,7 +147,7 @@ def knn_distance(
 
     Returns:
         ``[Q]`` float32; the mean runs over ``min(k, number of valid references)`` and is 0 when
-        there is none.
+        there is none; NaN for a query that is not finite.
     """
     k = int(k)
     if k < 1:
@@ -166,7 +170,8 @@ def knn_distance(
         taken = jnp.isfinite(neg)
         count = jnp.sum(taken)
         total = jnp.sum(jnp.where(taken, -neg, 0.0))
-        return jnp.where(count > 0, total / jnp.maximum(count, 1), 0.0)
+        value = jnp.where(count > 0, total / jnp.maximum(count, 1), 0.0)
+        return jnp.where(jnp.all(jnp.isfinite(query)), value, jnp.nan)
 
     return jax.vmap(one)(queries, exclude)
 

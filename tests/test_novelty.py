@@ -306,3 +306,15 @@ def test_vmap_over_archives_equals_a_loop():
         one = novelty.add(a, new)
         np.testing.assert_array_equal(np.asarray(added.behaviors[i]), np.asarray(one.behaviors))
         assert int(added.size[i]) == min(sizes[i] + 3, 12)
+
+
+def test_non_finite_behaviors_never_enter_the_archive():
+    archive = novelty.init(4, 2)
+    rows = np.array([[1.0, 2.0], [np.nan, 0.0], [3.0, np.inf], [5.0, 6.0]], np.float32)
+    archive = novelty.add(archive, rows)
+    assert int(archive.size) == 2 and int(archive.num_added) == 2
+    np.testing.assert_array_equal(np.asarray(archive.behaviors[:2]), rows[[0, 3]])
+    # Distances stay finite for finite queries; a NaN query gets NaN (ranked worst later).
+    out = np.asarray(novelty.knn(np.array([[1.0, 2.0], [np.nan, 1.0]], np.float32), archive, k=2))
+    np.testing.assert_allclose(out[0], (0.0 + np.hypot(4.0, 4.0)) / 2, rtol=1e-6)
+    assert np.isnan(out[1])
