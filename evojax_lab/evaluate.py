@@ -53,29 +53,71 @@ def rollout(key: jax.Array, task, policy, params, *, max_steps: int | None = Non
         (``max_steps``, default ``task.max_steps``); under vmap it runs until every member is
         done, finished members frozen by the loop's own mask.
     """
+    ret, t, behavior, _ = _rollout(key, task, policy, params, max_steps=max_steps)
+    return ret, t, behavior
+
+
+def _reservoir_add(buffer, key, t, obs):
+    """Reservoir sampling (Algorithm R): after ``t + 1`` observations every one of them is in
+    the ``K``-slot ``buffer`` with probability ``K / (t + 1)``."""
+    size = buffer.shape[0]
+    j = jnp.where(t < size, t, jax.random.randint(key, (), 0, jnp.maximum(t + 1, 1)))
+    keep = j < size
+    slot = jnp.minimum(j, size - 1)
+    row = jnp.where(keep, obs.astype(buffer.dtype), buffer[slot])
+    return buffer.at[slot].set(row)
+
+
+def _fill_reservoir(buffer, count):
+    """Slots past ``count`` (an episode shorter than ``K``) repeat the filled ones cyclically,
+    so every row is a real observation (no mask needed downstream)."""
+    size = buffer.shape[0]
+    idx = jnp.arange(size)
+    source = jnp.where(idx < count, idx, idx % jnp.maximum(count, 1))
+    return buffer[source]
+
+
+def _rollout(key, task, policy, params, *, max_steps=None, experiences: int = 0):
+    """:func:`rollout` that also returns a uniform sample of ``experiences`` of the episode's
+    observations (reservoir sampling; ``[K, *observation_shape]``, ``None`` when 0). The
+    sample draws its randomness from its own key, so returns are unchanged by asking for it."""
     if isinstance(task, FunctionTask):
+        if experiences:
+            raise ValueError(
+                "experiences: a function task has no observations to record; give the safe "
+                "mutation fixed inputs instead"
+            )
         out = task.fn(key, params)
         fitness, behavior = out if isinstance(out, tuple) else (out, jnp.zeros((0,)))
-        return jnp.asarray(fitness, jnp.float32).reshape(()), jnp.ones((), jnp.int32), behavior
+        fitness = jnp.asarray(fitness, jnp.float32).reshape(())
+        return fitness, jnp.ones((), jnp.int32), behavior, None
     apply = apply_fn_of(policy)
     max_steps = task.max_steps if max_steps is None else int(max_steps)
     key, reset_key = jax.random.split(key)
     obs, state = task.reset(reset_key)
+    record = int(experiences) > 0
+    sample_key = jax.random.fold_in(reset_key, 0x5AFE)
+    buffer = (
+        jnp.zeros((int(experiences), *jnp.shape(obs)), jnp.float32) if record else jnp.zeros(())
+    )
 
     def cond(carry):
-        t, _, _, done, _, _ = carry
+        t, _, _, done, _, _, _ = carry
         return jnp.logical_and(t < max_steps, jnp.logical_not(done))
 
     def body(carry):
-        t, obs, state, _, ret, key = carry
+        t, obs, state, _, ret, key, buffer = carry
+        if record:  # the input the policy sees at step t
+            buffer = _reservoir_add(buffer, jax.random.fold_in(sample_key, t), t, obs)
         key, step_key = jax.random.split(key)
         action = apply(params, obs)
         obs, state, reward, done = task.step(step_key, state, action)
-        return t + 1, obs, state, done, ret + reward, key
+        return t + 1, obs, state, done, ret + reward, key, buffer
 
-    init = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros((), bool), jnp.zeros(()), key)
-    t, obs, state, _, ret, _ = jax.lax.while_loop(cond, body, init)
-    return ret, t, task.behavior(obs, state)
+    init = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros((), bool), jnp.zeros(()), key,
+            buffer)
+    t, obs, state, _, ret, _, buffer = jax.lax.while_loop(cond, body, init)
+    return ret, t, task.behavior(obs, state), (_fill_reservoir(buffer, t) if record else None)
 
 
 def _episode_keys(key, pop_size, episodes, common_random_numbers):
@@ -110,7 +152,7 @@ def auto_chunk_size(num_params: int, backend: str | None = None) -> int | None:
 
 
 def _evaluate(key, task, policy, members, get_params, context, pop_size, *, episodes,
-              chunk_size, common_random_numbers, max_steps) -> Evaluation:
+              chunk_size, common_random_numbers, max_steps, experiences=0) -> Evaluation:
     if int(episodes) < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if chunk_size is not None and int(chunk_size) < 1:
@@ -119,14 +161,20 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
         # An environment loop re-reads the parameters every step: keep a chunk's in cache.
         one = jax.eval_shape(get_params, context, jax.tree.map(lambda x: x[0], members))
         chunk_size = auto_chunk_size(sum(x.size for x in jax.tree.leaves(one)))
+    experiences = int(experiences or 0)
+    if experiences < 0:
+        raise ValueError(f"experiences must be >= 0, got {experiences}")
     keys = _episode_keys(key, pop_size, int(episodes), common_random_numbers)
 
     def one_member(context, args):
         member, member_keys = args
         params = get_params(context, member)
-        ret, length, behavior = jax.vmap(
-            lambda k: rollout(k, task, policy, params, max_steps=max_steps)
+        ret, length, behavior, buffer = jax.vmap(
+            lambda k: _rollout(k, task, policy, params, max_steps=max_steps,
+                               experiences=experiences)
         )(member_keys)
+        if experiences:
+            return ret.mean(), length.sum(), behavior[-1], buffer[-1]
         return ret.mean(), length.sum(), behavior[-1]
 
     def run(context, members, keys):
@@ -136,15 +184,13 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
         # lax.map's batching reshapes every output, which fails on zero-size ones (a function
         # task's empty behavior [0]); those are left out of the map and rebuilt as [local, 0].
         def chunk_member(a):
-            fitness, steps, behavior = one_member(context, a)
-            return fitness, steps, (behavior if behavior.size else None)
+            out = one_member(context, a)
+            return (*out[:2], (out[2] if out[2].size else None), *out[3:])
 
-        fitness, steps, behavior = jax.lax.map(
-            chunk_member, (members, keys), batch_size=int(chunk_size)
-        )
-        if behavior is None:
-            behavior = jnp.zeros((local, 0), jnp.float32)
-        return fitness, steps, behavior
+        out = jax.lax.map(chunk_member, (members, keys), batch_size=int(chunk_size))
+        if out[2] is None:
+            out = (*out[:2], jnp.zeros((local, 0), jnp.float32), *out[3:])
+        return out
 
     devices = population_axis_size()
     if devices > 1:
@@ -157,8 +203,9 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
         run = jax.shard_map(
             run, in_specs=(PartitionSpec(), pop, pop), out_specs=pop, check_vma=False
         )
-    fitness, steps, behavior = run(context, members, keys)
-    return Evaluation(fitness=fitness, behavior=behavior, steps=steps)
+    fitness, steps, behavior, *buffer = run(context, members, keys)
+    return Evaluation(fitness=fitness, behavior=behavior, steps=steps,
+                      experiences=buffer[0] if buffer else None)
 
 
 def evaluate(
@@ -171,6 +218,7 @@ def evaluate(
     chunk_size: int | None = None,
     common_random_numbers: bool = True,
     max_steps: int | None = None,
+    experiences: int = 0,
 ) -> Evaluation:
     """Evaluate every member of ``population`` (a params pytree with a leading axis).
 
@@ -190,15 +238,22 @@ def evaluate(
             which lowers the variance of comparisons between members. If False each member gets
             its own keys ``fold_in(key, member)``.
         max_steps: episode cutoff (default ``task.max_steps``).
+        experiences: if ``K > 0``, each member also returns ``K`` of the observations its
+            policy saw in its last episode, a uniform sample without replacement (reservoir
+            sampling, its own key: fitness is unchanged); an episode shorter than ``K`` repeats
+            its observations cyclically. The safe mutations of the Deep GA use them as the
+            parent's experiences. Memory ``P x K x observation size``.
 
     Returns:
         :class:`~evojax_lab.Evaluation` with ``fitness [P]``, ``behavior [P, B]`` (last
-        episode) and ``steps [P]`` (environment steps actually taken).
+        episode), ``steps [P]`` (environment steps actually taken) and, with
+        ``experiences=K``, ``experiences [P, K, *observation_shape]``.
     """
     return _evaluate(
         key, task, policy, population, lambda _, params: params, None, batch_size(population),
         episodes=episodes, chunk_size=chunk_size,
         common_random_numbers=common_random_numbers, max_steps=max_steps,
+        experiences=experiences,
     )
 
 
@@ -214,6 +269,7 @@ def evaluate_members(
     chunk_size: int | None = None,
     common_random_numbers: bool = True,
     max_steps: int | None = None,
+    experiences: int = 0,
 ) -> Evaluation:
     """Like :func:`evaluate`, but member ``i``'s parameters are built on the fly as
     ``member_fn(context, i)`` — with ``chunk_size`` no ``P x N`` array of parameters ever exists.
@@ -224,4 +280,5 @@ def evaluate_members(
         key, task, policy, jnp.arange(pop_size), member_fn, context, int(pop_size),
         episodes=episodes, chunk_size=chunk_size,
         common_random_numbers=common_random_numbers, max_steps=max_steps,
+        experiences=experiences,
     )

@@ -128,12 +128,14 @@ class Trainer:
                 eval_key, self.task, self.policy,
                 lambda ctx, i: self.strategy.member(ctx[0], ctx[1], i), (ask_key, carry.state),
                 self.strategy.pop_size, episodes=self.episodes, chunk_size=self.chunk_size,
+                experiences=self.strategy.experiences,
             )
         else:
             population = constrain_population(self.strategy.ask(ask_key, carry.state))
             evaluation = evaluate(
                 eval_key, self.task, self.policy, population,
                 episodes=self.episodes, chunk_size=self.chunk_size,
+                experiences=self.strategy.experiences,
             )
         steps = carry.steps + jnp.sum(evaluation.steps).astype(jnp.float32)
         request = self.strategy.validation

@@ -62,6 +62,9 @@ class Strategy(NamedTuple):
         member_genome: optional ``member_genome(key, state, index) -> genome``: the compact
             genome (:class:`evojax_lab.genome.Genome`) of member ``index`` of ``ask(key, state)``,
             for strategies whose individuals are seed chains (the Deep GA).
+        experiences: ``K > 0`` asks the evaluator for ``K`` observations per member
+            (:attr:`Evaluation.experiences`), which ``tell`` keeps for the next ``ask`` (the
+            Deep GA with a safe mutation). Default 0.
     """
 
     init: Callable[..., Any]
@@ -72,6 +75,7 @@ class Strategy(NamedTuple):
     member: Callable[[jax.Array, Any, Any], PyTree] | None = None
     validation: Validation | None = None
     member_genome: Callable[[jax.Array, Any, Any], Any] | None = None
+    experiences: int = 0
 
 
 class Evaluation(NamedTuple):
@@ -81,11 +85,14 @@ class Evaluation(NamedTuple):
         fitness: ``[P]`` mean return over episodes (always maximized).
         behavior: ``[P, B]`` behavior descriptor of the last episode (``B`` may be 0).
         steps: ``[P]`` environment steps actually taken (summed over episodes).
+        experiences: ``[P, K, *observation_shape]`` observations sampled from each member's
+            last episode when asked for (``evaluate(..., experiences=K)``), else ``None``.
     """
 
     fitness: jax.Array
     behavior: jax.Array
     steps: jax.Array
+    experiences: jax.Array | None = None
 
 
 class TrainResult(NamedTuple):

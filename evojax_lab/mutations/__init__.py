@@ -9,9 +9,11 @@ from evojax_lab.mutations.safe import (
     CHUNK_ELEMENTS,
     MUTATION_KINDS,
     SENSITIVITY_KINDS,
+    SafeMutation,
     output_divergence,
     rescale_factor,
     safe_mutate,
+    safe_mutation,
     sensitivity,
 )
 
@@ -19,10 +21,12 @@ __all__ = [
     "CHUNK_ELEMENTS",
     "MUTATION_KINDS",
     "SENSITIVITY_KINDS",
+    "SafeMutation",
     "gaussian",
     "output_divergence",
     "rescale_factor",
     "safe_mutate",
+    "safe_mutation",
     "sensitivity",
     "toy",
 ]

@@ -428,7 +428,108 @@ def safe_mutate(
     return unravel(flat + delta)
 
 
+class SafeMutation:
+    """A safe mutation as a GA mutation operator (``el.strategies.deep_ga(mutation=...)``).
+
+    Built by :func:`safe_mutation`. Called as ``op(key, params, sigma, experiences=None)``: a
+    :func:`safe_mutate` of ``params`` with magnitude ``sigma`` measured on ``experiences`` (the
+    parent's own recent inputs, ``[K, *observation_shape]``) or on the fixed ``inputs`` given
+    to :func:`safe_mutation`.
+
+    Attributes:
+        apply_fn, kind, clip, floor, chunk_size: as in :func:`safe_mutate`.
+        inputs: fixed experiences (e.g. the 16 sequences of recurrent parity), or ``None``.
+        num_experiences: ``K`` observations the GA records per member in its rollouts and keeps
+            for the parents (0 with fixed ``inputs``).
+        observation_shape: the shape of one observation (needed to size the GA state).
+    """
+
+    def __init__(self, apply_fn, kind, *, inputs, num_experiences, observation_shape, clip,
+                 floor, chunk_size):
+        self.apply_fn = apply_fn
+        self.kind = kind
+        self.inputs = inputs
+        self.num_experiences = int(num_experiences)
+        self.observation_shape = (
+            None if observation_shape is None else tuple(int(d) for d in observation_shape)
+        )
+        self.clip = clip
+        self.floor = floor
+        self.chunk_size = chunk_size
+
+    def __call__(self, key, params, sigma, experiences=None):
+        inputs = self.inputs if experiences is None else experiences
+        if inputs is None:
+            raise ValueError(
+                "this safe mutation has no fixed inputs: call it with the parent's experiences "
+                "(the Deep GA records them in its rollouts)"
+            )
+        return safe_mutate(key, params, self.apply_fn, inputs, sigma, self.kind, clip=self.clip,
+                           floor=self.floor, chunk_size=self.chunk_size)
+
+    def __repr__(self):
+        source = (f"inputs={jax.tree.leaves(self.inputs)[0].shape}" if self.inputs is not None
+                  else f"experiences={self.num_experiences}")
+        return f"SafeMutation(kind={self.kind!r}, {source})"
+
+
+def safe_mutation(
+    apply_fn: ApplyFn,
+    kind: str = "sum",
+    *,
+    experiences: int = 100,
+    observation_shape=None,
+    inputs=None,
+    clip=0.2,
+    floor=0.01,
+    chunk_size: int | None = None,
+) -> SafeMutation:
+    """A safe mutation operator for the Deep GA (REFERENCE §3).
+
+    Either the parent's own experiences (``experiences = K`` observations sampled from its
+    last rollout; the GA asks the evaluator for them and keeps them with the parents, so give
+    ``observation_shape``), or fixed ``inputs`` (a recurrent net on a fixed set of sequences,
+    such as 4-bit parity; then ``experiences`` is ignored). The GA's ``sigma`` is the mutation
+    magnitude ``m`` (the paper's default 0.01; for ``"r"`` the target divergence).
+
+    Example::
+
+        op = el.mutations.safe_mutation(policy.apply, "abs", experiences=100,
+                                        observation_shape=task.observation_shape)
+        strategy = el.strategies.deep_ga(250, 0.01, 20, mutation=op)
+
+    A GA with a safe mutation keeps genomes as a lineage record, but ``genome.decode`` cannot
+    rebuild its individuals (each mutation depends on the parent's experiences), so the
+    strategy exposes no ``member_genome``.
+
+    Raises:
+        ValueError: unknown ``kind``; neither ``inputs`` nor ``experiences >= 1`` with an
+            ``observation_shape``.
+    """
+    _check_kind(kind, MUTATION_KINDS)
+    check_nonnegative("clip", clip)
+    check_nonnegative("floor", floor)
+    if inputs is None:
+        if int(experiences) < 1:
+            raise ValueError(
+                f"experiences must be >= 1 when no fixed inputs are given, got {experiences}"
+            )
+        if observation_shape is None:
+            raise ValueError(
+                "observation_shape is needed to keep the parents' experiences in the GA state "
+                "(pass task.observation_shape)"
+            )
+        num = int(experiences)
+    else:
+        num = 0
+    return SafeMutation(apply_fn, kind, inputs=inputs, num_experiences=num,
+                        observation_shape=observation_shape, clip=clip, floor=floor,
+                        chunk_size=chunk_size)
+
+
 __all__ = [
+    "SafeMutation",
+    "safe_mutation",
     "CHUNK_ELEMENTS",
     "MUTATION_KINDS",
     "SENSITIVITY_KINDS",

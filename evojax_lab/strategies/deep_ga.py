@@ -70,6 +70,9 @@ class DeepGAState(NamedTuple):
             validation; ``-inf`` before the first ``tell``).
         sigma: mutation strength (float32, traceable).
         generation: generations told so far (``ask`` at generation 0 draws random networks).
+        parent_experiences: with a safe mutation that learns from the parent's own inputs,
+            ``K`` observations of each parent's last rollout, ``[T, K, *observation_shape]``;
+            otherwise ``None``.
     """
 
     parents: Any
@@ -80,6 +83,7 @@ class DeepGAState(NamedTuple):
     elite_fitness: jax.Array
     sigma: jax.Array
     generation: jax.Array
+    parent_experiences: Any = None
 
 
 def elite_genome(state) -> Genome:
@@ -137,7 +141,12 @@ def deep_ga(
         mutation: ``mutation(key, params, sigma) -> params`` for one member, deterministic in
             its arguments and fusion-proof (see :mod:`evojax_lab.genome`); the key is
             ``genome.seed_key(seed)`` and ``sigma`` is already rounded to 12 bits. Default
-            :func:`evojax_lab.genome.gaussian`.
+            :func:`evojax_lab.genome.gaussian`. A safe mutation
+            (:func:`evojax_lab.mutations.safe_mutation`) with ``experiences=K`` makes the GA
+            record ``K`` observations of every member's rollout (``strategy.experiences``),
+            keep those of the parents in the state and mutate each child on its parent's own
+            experiences; such individuals are not decodable from seeds, so the strategy then
+            has no ``member_genome`` (the state still keeps the seed chains as a lineage).
         init: ``init(key, params_template) -> params`` for a random network; default
             :func:`evojax_lab.genome.reference_init`. The ``params`` given to ``strategy.init``
             are only a template (structure, shapes, dtypes).
@@ -183,6 +192,10 @@ def deep_ga(
     if not callable(init_fn):
         raise TypeError(f"init must be callable, got {type(init_fn).__name__}")
 
+    num_experiences = int(getattr(mutation, "num_experiences", 0) or 0)
+    data_dependent = hasattr(mutation, "num_experiences")  # a SafeMutation: not decodable
+    if truncation == 0:  # random search mutates nothing
+        num_experiences = 0
     num_parents = truncation
     slots = max(num_elites, 1)
     num_candidates = min(validation_candidates, pop_size) if validation_episodes else 0
@@ -205,6 +218,11 @@ def deep_ga(
             elite_fitness=jnp.full((slots,), -jnp.inf, jnp.float32),
             sigma=jnp.asarray(sigma, jnp.float32),
             generation=jnp.zeros((), jnp.int32),
+            parent_experiences=(
+                jnp.zeros((num_parents, num_experiences, *mutation.observation_shape),
+                          jnp.float32)
+                if num_experiences else None
+            ),
         )
 
     def draw(key, index):
@@ -228,10 +246,12 @@ def deep_ga(
 
         def later(_):
             if num_parents:
+                extra = ((take(state.parent_experiences, parent),) if num_experiences else ())
                 child = mutation(
                     genome_lib.seed_key(seed),
                     take(state.parents, parent),
                     genome_lib.round_significand(state.sigma),
+                    *extra,
                 )
             else:
                 child = random_network(seed, state)
@@ -313,6 +333,15 @@ def deep_ga(
             metrics["truncation_fitness"] = fitness[order[num_parents - 1]]
             metrics["sigma"] = state.sigma
         metrics["genome_overflow"] = jnp.sum(genomes.length > capacity).astype(jnp.int32)
+        if num_experiences:
+            if evaluation.experiences is None:
+                raise ValueError(
+                    f"this Deep GA's safe mutation learns from {num_experiences} experiences per "
+                    "parent: the evaluation must record them (evaluate(..., experiences="
+                    "strategy.experiences); make_train does)"
+                )
+            state = state._replace(parent_experiences=jnp.asarray(
+                evaluation.experiences, jnp.float32)[parent_idx])
         new_state = state._replace(
             parents=head[0],
             parent_genomes=head[1],
@@ -340,7 +369,8 @@ def deep_ga(
         pop_size=pop_size,
         member=member,
         validation=validation,
-        member_genome=member_genome,
+        member_genome=None if data_dependent else member_genome,
+        experiences=num_experiences,
     )
 
 
