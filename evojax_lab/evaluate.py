@@ -32,6 +32,8 @@ from jax.sharding import PartitionSpec
 from evojax_lab.core.sharding import POP_AXIS, population_axis_size
 from evojax_lab.core.tree import batch_size
 from evojax_lab.core.types import Evaluation
+from evojax_lab.policies.normalization import normalize_obs, obs_stats_init, obs_stats_reduce
+from evojax_lab.policies.normalization import obs_stats_update as _obs_stats_update
 from evojax_lab.tasks.base import FunctionTask
 
 
@@ -45,15 +47,23 @@ def apply_fn_of(policy) -> Callable[[Any, Any], Any]:
     raise TypeError(f"policy must be a flax module or a callable, got {type(policy).__name__}")
 
 
-def rollout(key: jax.Array, task, policy, params, *, max_steps: int | None = None):
+def rollout(key: jax.Array, task, policy, params, *, max_steps: int | None = None,
+            obs_norm=None, action_noise: float = 0.0):
     """One episode of ``policy`` with ``params`` on ``task``.
+
+    Args:
+        obs_norm: optional :class:`~evojax_lab.policies.ObsStats`: the policy then acts on
+            ``normalize_obs(obs_norm, obs)`` (see :mod:`evojax_lab.policies.normalization`).
+        action_noise: standard deviation of Gaussian noise added to every (continuous) action
+            (the ES paper's 0.01 for MuJoCo training rollouts); 0 turns it off.
 
     Returns:
         ``(episode_return, length, behavior)``. The loop runs until ``done`` or the cutoff
         (``max_steps``, default ``task.max_steps``); under vmap it runs until every member is
         done, finished members frozen by the loop's own mask.
     """
-    ret, t, behavior, _ = _rollout(key, task, policy, params, max_steps=max_steps)
+    ret, t, behavior, _, _ = _rollout(key, task, policy, params, max_steps=max_steps,
+                                      obs_norm=obs_norm, action_noise=action_noise)
     return ret, t, behavior
 
 
@@ -77,10 +87,14 @@ def _fill_reservoir(buffer, count):
     return buffer[source]
 
 
-def _rollout(key, task, policy, params, *, max_steps=None, experiences: int = 0):
+def _rollout(key, task, policy, params, *, max_steps=None, experiences: int = 0,
+             obs_norm=None, action_noise: float = 0.0):
     """:func:`rollout` that also returns a uniform sample of ``experiences`` of the episode's
     observations (reservoir sampling; ``[K, *observation_shape]``, ``None`` when 0). The
-    sample draws its randomness from its own key, so returns are unchanged by asking for it."""
+    sample draws its randomness from its own key, so returns are unchanged by asking for it.
+    With ``obs_norm`` (an ``ObsStats``) the policy sees normalized observations (and so does the
+    sample), and the fifth output is the ``ObsStats`` of the raw observations the policy acted
+    on (Welford); else ``None``."""
     if isinstance(task, FunctionTask):
         if experiences:
             raise ValueError(
@@ -90,7 +104,9 @@ def _rollout(key, task, policy, params, *, max_steps=None, experiences: int = 0)
         out = task.fn(key, params)
         fitness, behavior = out if isinstance(out, tuple) else (out, jnp.zeros((0,)))
         fitness = jnp.asarray(fitness, jnp.float32).reshape(())
-        return fitness, jnp.ones((), jnp.int32), behavior, None
+        if obs_norm is not None:
+            raise ValueError("obs_norm: a function task has no observations to normalize")
+        return fitness, jnp.ones((), jnp.int32), behavior, None, None
     apply = apply_fn_of(policy)
     max_steps = task.max_steps if max_steps is None else int(max_steps)
     key, reset_key = jax.random.split(key)
@@ -100,24 +116,41 @@ def _rollout(key, task, policy, params, *, max_steps=None, experiences: int = 0)
     buffer = (
         jnp.zeros((int(experiences), *jnp.shape(obs)), jnp.float32) if record else jnp.zeros(())
     )
+    normalize = obs_norm is not None
+    stats = obs_stats_init(jnp.shape(obs)) if normalize else jnp.zeros(())
+    action_noise = float(action_noise)
+    if action_noise < 0:
+        raise ValueError(f"action_noise must be >= 0, got {action_noise}")
+    if action_noise and task.action_space.kind != "continuous":
+        raise ValueError("action_noise needs a continuous action space")
 
     def cond(carry):
-        t, _, _, done, _, _, _ = carry
+        t, _, _, done, _, _, _, _ = carry
         return jnp.logical_and(t < max_steps, jnp.logical_not(done))
 
     def body(carry):
-        t, obs, state, _, ret, key, buffer = carry
+        t, obs, state, _, ret, key, buffer, stats = carry
+        seen = obs
+        if normalize:  # statistics of the raw observation; the policy sees it normalized
+            stats = _obs_stats_update(stats, obs)
+            seen = normalize_obs(obs_norm, obs)
         if record:  # the input the policy sees at step t
-            buffer = _reservoir_add(buffer, jax.random.fold_in(sample_key, t), t, obs)
+            buffer = _reservoir_add(buffer, jax.random.fold_in(sample_key, t), t, seen)
         key, step_key = jax.random.split(key)
-        action = apply(params, obs)
+        action = apply(params, seen)
+        if action_noise:
+            key, noise_key = jax.random.split(key)
+            action = action + action_noise * jax.random.normal(
+                noise_key, jnp.shape(action), jnp.result_type(action, jnp.float32)
+            )
         obs, state, reward, done = task.step(step_key, state, action)
-        return t + 1, obs, state, done, ret + reward, key, buffer
+        return t + 1, obs, state, done, ret + reward, key, buffer, stats
 
     init = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros((), bool), jnp.zeros(()), key,
-            buffer)
-    t, obs, state, _, ret, _, buffer = jax.lax.while_loop(cond, body, init)
-    return ret, t, task.behavior(obs, state), (_fill_reservoir(buffer, t) if record else None)
+            buffer, stats)
+    t, obs, state, _, ret, _, buffer, stats = jax.lax.while_loop(cond, body, init)
+    return (ret, t, task.behavior(obs, state), (_fill_reservoir(buffer, t) if record else None),
+            stats if normalize else None)
 
 
 def _episode_keys(key, pop_size, episodes, common_random_numbers):
@@ -152,7 +185,8 @@ def auto_chunk_size(num_params: int, backend: str | None = None) -> int | None:
 
 
 def _evaluate(key, task, policy, members, get_params, context, pop_size, *, episodes,
-              chunk_size, common_random_numbers, max_steps, experiences=0) -> Evaluation:
+              chunk_size, common_random_numbers, max_steps, experiences=0, obs_norm=None,
+              action_noise=0.0) -> Evaluation:
     if int(episodes) < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if chunk_size is not None and int(chunk_size) < 1:
@@ -167,15 +201,20 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
     keys = _episode_keys(key, pop_size, int(episodes), common_random_numbers)
 
     def one_member(context, args):
+        context, norm = context  # the normalization statistics travel replicated with it
         member, member_keys = args
         params = get_params(context, member)
-        ret, length, behavior, buffer = jax.vmap(
+        ret, length, behavior, buffer, stats = jax.vmap(
             lambda k: _rollout(k, task, policy, params, max_steps=max_steps,
-                               experiences=experiences)
+                               experiences=experiences, obs_norm=norm,
+                               action_noise=action_noise)
         )(member_keys)
-        if experiences:
-            return ret.mean(), length.sum(), behavior[-1], buffer[-1]
-        return ret.mean(), length.sum(), behavior[-1]
+        out = (ret.mean(), length.sum(), behavior[-1])
+        if experiences or norm is not None:
+            out = (*out, buffer[-1] if experiences else None)
+        if norm is not None:  # merged over the member's episodes
+            out = (*out, obs_stats_reduce(stats))
+        return out
 
     def run(context, members, keys):
         local = keys.shape[0]
@@ -203,9 +242,10 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
         run = jax.shard_map(
             run, in_specs=(PartitionSpec(), pop, pop), out_specs=pop, check_vma=False
         )
-    fitness, steps, behavior, *buffer = run(context, members, keys)
+    fitness, steps, behavior, *extra = run((context, obs_norm), members, keys)
     return Evaluation(fitness=fitness, behavior=behavior, steps=steps,
-                      experiences=buffer[0] if buffer else None)
+                      experiences=extra[0] if extra else None,
+                      obs_stats=extra[1] if len(extra) > 1 else None)
 
 
 def evaluate(
@@ -219,6 +259,8 @@ def evaluate(
     common_random_numbers: bool = True,
     max_steps: int | None = None,
     experiences: int = 0,
+    obs_norm=None,
+    action_noise: float = 0.0,
 ) -> Evaluation:
     """Evaluate every member of ``population`` (a params pytree with a leading axis).
 
@@ -243,17 +285,22 @@ def evaluate(
             sampling, its own key: fitness is unchanged); an episode shorter than ``K`` repeats
             its observations cyclically. The safe mutations of the Deep GA use them as the
             parent's experiences. Memory ``P x K x observation size``.
+        obs_norm: optional :class:`~evojax_lab.policies.ObsStats` shared by every member:
+            policies act on ``normalize_obs(obs_norm, obs)`` and each member also returns the
+            statistics of the raw observations it acted on (``Evaluation.obs_stats``).
+        action_noise: std of Gaussian noise added to continuous actions (0: off).
 
     Returns:
         :class:`~evojax_lab.Evaluation` with ``fitness [P]``, ``behavior [P, B]`` (last
-        episode), ``steps [P]`` (environment steps actually taken) and, with
-        ``experiences=K``, ``experiences [P, K, *observation_shape]``.
+        episode), ``steps [P]`` (environment steps actually taken), with ``experiences=K``,
+        ``experiences [P, K, *observation_shape]`` and, with ``obs_norm``, ``obs_stats``
+        (count ``[P]``, mean and m2 ``[P, *observation_shape]``).
     """
     return _evaluate(
         key, task, policy, population, lambda _, params: params, None, batch_size(population),
         episodes=episodes, chunk_size=chunk_size,
         common_random_numbers=common_random_numbers, max_steps=max_steps,
-        experiences=experiences,
+        experiences=experiences, obs_norm=obs_norm, action_noise=action_noise,
     )
 
 
@@ -270,6 +317,8 @@ def evaluate_members(
     common_random_numbers: bool = True,
     max_steps: int | None = None,
     experiences: int = 0,
+    obs_norm=None,
+    action_noise: float = 0.0,
 ) -> Evaluation:
     """Like :func:`evaluate`, but member ``i``'s parameters are built on the fly as
     ``member_fn(context, i)`` — with ``chunk_size`` no ``P x N`` array of parameters ever exists.
@@ -280,5 +329,5 @@ def evaluate_members(
         key, task, policy, jnp.arange(pop_size), member_fn, context, int(pop_size),
         episodes=episodes, chunk_size=chunk_size,
         common_random_numbers=common_random_numbers, max_steps=max_steps,
-        experiences=experiences,
+        experiences=experiences, obs_norm=obs_norm, action_noise=action_noise,
     )

@@ -21,6 +21,13 @@ from evojax_lab.core.tree import batch_size
 from evojax_lab.core.types import Strategy, TrainResult
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
 from evojax_lab.parallel import make_mesh
+from evojax_lab.policies.normalization import (
+    obs_stats_init,
+    obs_stats_mean_std,
+    obs_stats_merge,
+    obs_stats_reduce,
+)
+from evojax_lab.tasks.base import FunctionTask
 
 # Per-member fields of each generation's Evaluation that ``make_train(record=...)`` can keep.
 RECORDABLE = {
@@ -37,6 +44,7 @@ class TrainCarry(NamedTuple):
     key: jax.Array
     generation: jax.Array
     steps: jax.Array  # cumulative environment steps used for training (float32: no overflow)
+    obs_stats: Any = None  # observation statistics (``make_train(obs_norm=True)``), else None
 
 
 class Trainer:
@@ -54,7 +62,8 @@ class Trainer:
 
     def __init__(self, task, policy, strategy: Strategy, *, generations: int, episodes: int,
                  eval_episodes: int, chunk_size: int | None, params: Any | None,
-                 mesh: Any = "auto", record: tuple[str, ...] = ()):
+                 mesh: Any = "auto", record: tuple[str, ...] = (), obs_norm: bool = False,
+                 action_noise: float = 0.0):
         if int(generations) < 1:
             raise ValueError(f"generations must be >= 1, got {generations}")
         if int(episodes) < 1:
@@ -77,6 +86,13 @@ class Trainer:
                 f"record: unknown field(s) {unknown}; choose from {list(RECORDABLE)}"
             )
         self.record = tuple(record)
+        self.obs_norm = bool(obs_norm)
+        if self.obs_norm and (isinstance(task, FunctionTask)
+                              or not hasattr(task, "observation_shape")):
+            raise ValueError("obs_norm needs an environment task with observations")
+        self.action_noise = float(action_noise)
+        if not self.action_noise >= 0:
+            raise ValueError(f"action_noise must be >= 0, got {action_noise}")
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         if isinstance(mesh, str):
@@ -115,7 +131,12 @@ class Trainer:
         init_key, strategy_key, run_key = jax.random.split(key, 3)
         params = self.initial_params(init_key)
         state = constrain_replicated(self.strategy.init(strategy_key, params, **(hparams or {})))
-        return TrainCarry(state, run_key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
+        obs_stats = (
+            constrain_replicated(obs_stats_init(self.task.observation_shape))
+            if self.obs_norm else None
+        )
+        return TrainCarry(state, run_key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32),
+                          obs_stats)
 
     def _generation(self, carry: TrainCarry, _=None):
         gen_key = jax.random.fold_in(carry.key, carry.generation)
@@ -128,14 +149,16 @@ class Trainer:
                 eval_key, self.task, self.policy,
                 lambda ctx, i: self.strategy.member(ctx[0], ctx[1], i), (ask_key, carry.state),
                 self.strategy.pop_size, episodes=self.episodes, chunk_size=self.chunk_size,
-                experiences=self.strategy.experiences,
+                experiences=self.strategy.experiences, obs_norm=carry.obs_stats,
+                action_noise=self.action_noise,
             )
         else:
             population = constrain_population(self.strategy.ask(ask_key, carry.state))
             evaluation = evaluate(
                 eval_key, self.task, self.policy, population,
                 episodes=self.episodes, chunk_size=self.chunk_size,
-                experiences=self.strategy.experiences,
+                experiences=self.strategy.experiences, obs_norm=carry.obs_stats,
+                action_noise=self.action_noise,
             )
         steps = carry.steps + jnp.sum(evaluation.steps).astype(jnp.float32)
         request = self.strategy.validation
@@ -148,7 +171,7 @@ class Trainer:
             validation = self._validate(
                 jax.random.fold_in(eval_key, 1),
                 request.candidates(ask_key, population, evaluation, carry.state),
-                request.episodes,
+                request.episodes, obs_norm=carry.obs_stats,
             )
             state, metrics = self.strategy.tell(
                 ask_key, population, evaluation, carry.state, validation=validation
@@ -157,20 +180,28 @@ class Trainer:
             metrics["validation_steps"] = jnp.sum(validation.steps).astype(jnp.float32)
             steps = steps + metrics["validation_steps"]
         state = constrain_replicated(state)
+        obs_stats = carry.obs_stats
+        if obs_stats is not None:
+            # The generation's observations join the statistics the next generation uses.
+            obs_stats = constrain_replicated(
+                obs_stats_merge(obs_stats, obs_stats_reduce(evaluation.obs_stats))
+            )
+            metrics["obs_mean"], metrics["obs_std"] = obs_stats_mean_std(obs_stats)
+            metrics["obs_count"] = obs_stats.count
         if self.eval_episodes:
             # A single member: not sharded (every device scores it; it is cheap).
             solution = self.strategy.solution(state)
-            returns = jax.vmap(lambda k: rollout(k, self.task, self.policy, solution)[0])(
-                jax.random.split(solution_key, self.eval_episodes)
-            )
+            returns = jax.vmap(
+                lambda k: rollout(k, self.task, self.policy, solution, obs_norm=obs_stats)[0]
+            )(jax.random.split(solution_key, self.eval_episodes))
             metrics["solution_fitness"] = returns.mean()
         for name in self.record:
             metrics[RECORDABLE[name]] = getattr(evaluation, name)
         metrics["steps"] = steps
         metrics["generation"] = carry.generation + 1
-        return TrainCarry(state, carry.key, carry.generation + 1, steps), metrics
+        return TrainCarry(state, carry.key, carry.generation + 1, steps, obs_stats), metrics
 
-    def _validate(self, key, candidates, episodes):
+    def _validate(self, key, candidates, episodes, obs_norm=None):
         """Evaluate a strategy's validation candidates, padded to a multiple of the devices
         (the copies' results are dropped)."""
         n = batch_size(candidates)
@@ -181,7 +212,7 @@ class Trainer:
             )
         evaluation = evaluate(
             key, self.task, self.policy, constrain_population(candidates),
-            episodes=episodes, chunk_size=self.chunk_size,
+            episodes=episodes, chunk_size=self.chunk_size, obs_norm=obs_norm,
         )
         return jax.tree.map(lambda x: x[:n], evaluation)
 
@@ -241,6 +272,8 @@ def make_train(
     params: Any | None = None,
     mesh: Any = "auto",
     record: tuple[str, ...] = (),
+    obs_norm: bool = False,
+    action_noise: float = 0.0,
 ) -> Trainer:
     """Fuse ``strategy`` and the evaluation of ``policy`` on ``task`` into one jitted run.
 
@@ -270,6 +303,17 @@ def make_train(
             ``[G, P]``, ``population_behavior`` ``[G, P, B]``, ``population_steps`` ``[G, P]``
             (e.g. to draw where every evaluated individual of a maze run ended). Off by
             default: it costs ``G x P x B`` floats.
+        obs_norm: normalize observations as the ES paper does for MuJoCo
+            (:mod:`evojax_lab.policies.normalization`): running statistics of every observation
+            the population acts on, kept in the carry (``TrainCarry.obs_stats``: checkpointed,
+            replicated), shared by the whole population within a generation (and by its
+            validation and solution rollouts), merged after it. The first generation sees raw
+            observations (clipped to +-5). Metrics ``obs_mean`` / ``obs_std`` ``[G, *obs]`` and
+            ``obs_count`` give the statistics after each generation; deploy the solution with
+            the last ones: ``policy.apply(params, (obs - mean) / std)`` clipped to +-5.
+        action_noise: std of Gaussian noise added to every action of the population's
+            training rollouts (the ES paper uses 0.01 on MuJoCo); the solution is scored without
+            it. 0 (default) turns it off.
 
     Returns:
         A :class:`Trainer`: ``train(key, hparams=None) -> TrainResult``. ``hparams`` is a dict
@@ -278,4 +322,4 @@ def make_train(
     """
     return Trainer(task, policy, strategy, generations=generations, episodes=episodes,
                    eval_episodes=eval_episodes, chunk_size=chunk_size, params=params, mesh=mesh,
-                   record=record)
+                   record=record, obs_norm=obs_norm, action_noise=action_noise)

@@ -87,12 +87,17 @@ class Evaluation(NamedTuple):
         steps: ``[P]`` environment steps actually taken (summed over episodes).
         experiences: ``[P, K, *observation_shape]`` observations sampled from each member's
             last episode when asked for (``evaluate(..., experiences=K)``), else ``None``.
+        obs_stats: per-member observation statistics (count ``[P]``, mean and m2
+            ``[P, *observation_shape]``, an ``evojax_lab.policies.ObsStats``) of every
+            observation the member's policy acted on, over all its episodes, when the evaluation
+            normalizes observations (``evaluate(..., obs_norm=stats)``), else ``None``.
     """
 
     fitness: jax.Array
     behavior: jax.Array
     steps: jax.Array
     experiences: jax.Array | None = None
+    obs_stats: Any = None
 
 
 class TrainResult(NamedTuple):

@@ -2,6 +2,39 @@
 
 from evojax_lab.policies.cnn import MinAtarCNN, NatureCNN
 from evojax_lab.policies.mlp import MLP, deep_mlp, for_task
+from evojax_lab.policies.normalization import (
+    VBNMLP,
+    ObsStats,
+    ReferenceBatch,
+    VirtualBatchNorm,
+    normalize_obs,
+    obs_stats_init,
+    obs_stats_mean_std,
+    obs_stats_merge,
+    obs_stats_reduce,
+    obs_stats_update,
+    reference_batch,
+    vbn_for_task,
+)
 from evojax_lab.policies.recurrent import Recurrent
 
-__all__ = ["MLP", "MinAtarCNN", "NatureCNN", "Recurrent", "deep_mlp", "for_task"]
+__all__ = [
+    "MLP",
+    "MinAtarCNN",
+    "NatureCNN",
+    "ObsStats",
+    "Recurrent",
+    "ReferenceBatch",
+    "VBNMLP",
+    "VirtualBatchNorm",
+    "deep_mlp",
+    "for_task",
+    "normalize_obs",
+    "obs_stats_init",
+    "obs_stats_mean_std",
+    "obs_stats_merge",
+    "obs_stats_reduce",
+    "obs_stats_update",
+    "reference_batch",
+    "vbn_for_task",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 
 from evojax_lab.tasks.base import (
@@ -12,10 +13,26 @@ from evojax_lab.tasks.base import (
     flat_observation_behavior,
     function,
 )
+from evojax_lab.tasks.brax_tasks import BRAX_ENVS, ant_trap, humanoid_trap, make_brax
 from evojax_lab.tasks.breadcrumb import breadcrumb_hard_maze
 from evojax_lab.tasks.gymnax_tasks import gymnax_names, make_gymnax
 from evojax_lab.tasks.hard_maze import hard_maze, image_hard_maze
+from evojax_lab.tasks.landscapes import (
+    Landscape,
+    gap_landscape,
+    landscape_task,
+    narrowing_landscape,
+)
 from evojax_lab.tasks.parity import parity, parity_accuracy
+from evojax_lab.tasks.supervised import (
+    Dataset,
+    digits,
+    load_digits,
+    load_mnist,
+    read_idx,
+    supervised,
+)
+from evojax_lab.tasks.supervised import accuracy as supervised_accuracy
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
 
@@ -43,6 +60,8 @@ def make(name: str, **kw) -> Task:
         return _REGISTRY[name](**kw)
     if name in gymnax_names():
         return make_gymnax(name, **kw)
+    if name.startswith("brax/"):  # any other brax environment (make_brax checks the name)
+        return make_brax(name[len("brax/"):], **kw)
     known = names()
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     lowered = {k.lower(): k for k in known}
@@ -53,20 +72,41 @@ def make(name: str, **kw) -> Task:
 
 
 register("hard_maze", hard_maze)
+for _name in BRAX_ENVS:  # "brax/<env>": make_brax(env, backend=..., max_steps=..., ...)
+    register(f"brax/{_name}", functools.partial(make_brax, _name))
+register("brax/ant_trap", ant_trap)
+register("brax/humanoid_trap", humanoid_trap)
 register("image_hard_maze", image_hard_maze)
 register("breadcrumb_hard_maze", breadcrumb_hard_maze)
+register("digits", digits)
+register("landscape/gap", lambda **kw: landscape_task(gap_landscape(**kw)))
+register("landscape/narrowing", lambda **kw: landscape_task(narrowing_landscape(**kw)))
 
 
 __all__ = [
+    "Dataset",
+    "Landscape",
+    "digits",
+    "gap_landscape",
+    "landscape_task",
+    "load_digits",
+    "load_mnist",
+    "narrowing_landscape",
+    "read_idx",
+    "supervised",
+    "supervised_accuracy",
     "ActionSpace",
     "FunctionTask",
     "Task",
+    "ant_trap",
     "breadcrumb_hard_maze",
     "flat_observation_behavior",
     "function",
     "hard_maze",
+    "humanoid_trap",
     "image_hard_maze",
     "make",
+    "make_brax",
     "make_gymnax",
     "names",
     "parity",

@@ -1,0 +1,165 @@
+"""The deceptive U-trap for the ant: OpenAI-ES vs NSR-ES vs NSRA-ES on a CPU (issue 8).
+
+``brax/ant_trap`` is brax's ant (reward: forward velocity + alive bonus - control cost) facing a
+U of walls that opens toward it (front wall face at x = 4.9, side walls at y = +-2 from x = 2 to
+5; evojax_lab.tasks.brax_tasks.ANT_TRAP_WALLS). Walking straight ahead is the deceptive local
+optimum: the ant gets stuck at the front wall. A run *escapes* when an ant ends past the front
+wall (final torso x > 5.2, only reachable around the U). Behavior = final torso (x, y).
+
+Every method gets the same number of episodes per seed (the novelty agents' evaluations count),
+the same policy (MLP 32-32 tanh), observation normalization and sigma. The script prints and
+appends a table (escapes per method, best final x) to benchmarks/RESULTS.md and draws the final
+position of every evaluated individual of one seed per method over the walls
+(benchmarks/ant_trap.png).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+METHODS = ("es", "nsr_es", "nsra_es")
+LABELS = {"es": "OpenAI-ES", "nsr_es": "NSR-ES", "nsra_es": "NSRA-ES"}
+ESCAPE_X = 5.2
+
+
+def build(method, args):
+    import evojax_lab as el
+
+    budget = args.episodes
+    if method == "es":
+        return el.strategies.openai_es(args.pop, args.sigma, learning_rate=args.lr), \
+            budget // args.pop
+    gens = budget // (args.pop + args.agents)
+    factory = getattr(el.strategies, method)
+    return factory(args.pop, args.sigma, learning_rate=args.lr, behavior_size=2,
+                   num_agents=args.agents, archive_capacity=gens + args.agents,
+                   patience=args.patience), gens
+
+
+def run_method(method, args):
+    import jax
+    import numpy as np
+
+    import evojax_lab as el
+
+    task = el.tasks.make("brax/ant_trap", backend=args.backend, max_steps=args.max_steps)
+    policy = el.policies.for_task(task, hidden=tuple(args.hidden))
+    strategy, gens = build(method, args)
+    trainer = el.make_train(task, policy, strategy, generations=gens, eval_episodes=1,
+                            obs_norm=True, record=("behavior", "fitness"), mesh=None)
+    out = []
+    for seed in range(args.seeds):
+        t0 = time.perf_counter()
+        result = trainer(jax.random.PRNGKey(seed))
+        m = jax.tree.map(np.asarray, result.metrics)
+        wall = time.perf_counter() - t0
+        xy = m["population_behavior"]  # [G, P, 2]
+        final_x = xy[..., 0]
+        best = float(np.nanmax(final_x))
+        last = xy[-1]
+        out.append({
+            "seed": seed, "generations": gens, "wall_s": wall,
+            "steps": float(m["steps"][-1]),
+            "best_x": best, "escaped_any": bool(best > ESCAPE_X),
+            "escaped_final_gen": bool(np.nanmax(last[:, 0]) > ESCAPE_X),
+            "final_mean_x": float(np.nanmean(last[:, 0])),
+            "solution_fitness": float(m["solution_fitness"][-1]),
+            "xy": xy.reshape(-1, 2).tolist() if seed == 0 else None,
+        })
+        print(f"{method} seed {seed}: {gens} gens, {wall:.0f} s, best x {best:.2f}, "
+              f"last-gen mean x {out[-1]['final_mean_x']:.2f}, escaped {out[-1]['escaped_any']}",
+              flush=True)
+    return out
+
+
+def plot(path, results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from evojax_lab.tasks.brax_tasks import ANT_TRAP_WALLS
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.6), squeeze=False)
+    for ax, (method, runs) in zip(axes[0], results.items(), strict=True):
+        xy = np.asarray(runs[0]["xy"])
+        g = np.repeat(np.arange(len(xy)), 1)
+        ax.scatter(xy[:, 0], xy[:, 1], c=g, s=4, cmap="viridis", alpha=0.6)
+        for wall in ANT_TRAP_WALLS:
+            (cx, cy, _), (hx, hy, _) = wall.center, wall.half_size
+            ax.add_patch(Rectangle((cx - hx, cy - hy), 2 * hx, 2 * hy, color="firebrick"))
+        ax.plot([0], [0], "k*", ms=10)
+        escaped = sum(r["escaped_any"] for r in runs)
+        ax.set_title(f"{LABELS[method]} (seed 0); escaped {escaped}/{len(runs)} seeds")
+        ax.set_xlim(-4, 9)
+        ax.set_ylim(-6, 6)
+        ax.set_aspect("equal")
+        ax.set_xlabel("final torso x")
+        ax.set_ylabel("final torso y")
+        ax.grid(alpha=0.3)
+    fig.suptitle("brax/ant_trap: final positions of every evaluated ant (colour = generation)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    parser = C.base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=1280,
+                        help="episodes per seed and method (the budget)")
+    parser.add_argument("--pop", type=int, default=32)
+    parser.add_argument("--agents", type=int, default=3)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--sigma", type=float, default=0.02)
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[32, 32])
+    parser.add_argument("--max-steps", type=int, default=250)
+    parser.add_argument("--backend", default="spring")
+    parser.add_argument("--png", type=Path, default=C.HERE / "ant_trap.png")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.episodes, args.pop, args.max_steps, args.agents = 1, 24, 4, 20, 2
+        args.hidden = [4]
+    start = C.started()
+    results = {m: run_method(m, args) for m in args.methods}
+    if not args.quick:
+        plot(args.png, results)
+    rows = []
+    for m, runs in results.items():
+        rows.append([
+            LABELS[m], runs[0]["generations"],
+            f"{sum(r['escaped_any'] for r in runs)}/{len(runs)}",
+            f"{sum(r['escaped_final_gen'] for r in runs)}/{len(runs)}",
+            ", ".join(f"{r['best_x']:.2f}" for r in runs),
+            ", ".join(f"{r['final_mean_x']:.2f}" for r in runs),
+            round(sum(r["wall_s"] for r in runs) / len(runs) / 60, 1),
+        ])
+    table = C.markdown_table(
+        ["method", "generations", "escaped (any ant)", "escaped (last generation)",
+         "best final x per seed", "last-gen mean final x per seed", "minutes per seed"],
+        rows)
+    notes = [f"Escape = an evaluated ant's final torso x > {ESCAPE_X} (the front wall's face is "
+             "at x = 4.9; the torso cannot pass it inside the U). Picture: "
+             f"{args.png.name} (seed 0 of each method).",
+             "Minutes per seed include the compilation for seed 0 (one compilation per "
+             "method)."]
+    C.save_section(
+        args, "Ant U-trap: OpenAI-ES vs NSR-ES vs NSRA-ES, CPU budget (issue 8)", start,
+        {"episodes per seed": args.episodes, "P": args.pop, "agents (NS)": args.agents,
+         "NSRA patience": args.patience, "sigma": args.sigma, "Adam lr": args.lr,
+         "MLP": "-".join(map(str, args.hidden)) + " tanh", "max_steps": args.max_steps,
+         "backend": args.backend, "obs norm": "on", "seeds": args.seeds},
+        table, (), notes)
+
+
+if __name__ == "__main__":
+    main()
