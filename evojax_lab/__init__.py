@@ -1,6 +1,7 @@
 """evojax_lab: JAX-accelerated, vectorized neuroevolution."""
 
-from evojax_lab import genome, mutations, novelty, parallel, policies, strategies, tasks
+import evojax_lab.analysis as analysis
+from evojax_lab import checkpoint, genome, mutations, novelty, parallel, policies, strategies, tasks
 from evojax_lab.core import noise, shaping, tree
 from evojax_lab.core.types import Evaluation, Strategy, TrainResult, Validation
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
@@ -15,6 +16,8 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "Validation",
+    "analysis",
+    "checkpoint",
     "evaluate",
     "evaluate_members",
     "genome",

@@ -1,4 +1,5 @@
-"""The ``evojax-lab`` command line: ``train`` and ``replay``."""
+"""The ``evojax-lab`` command line: ``train`` (with checkpoints and ``--resume``), ``replay``
+and ``plot``."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ GENOME_STRATEGIES = ("deep_ga", "random_search", "ga_ns")
 _OPTION_NAMES = ("pop_size", "sigma", "learning_rate", "generations", "episodes", "hidden",
                  "truncation", "elites", "validation_episodes", "agents", "k",
                  "archive_probability")
+# Options that define a run: fixed by the run's config.json when it is resumed.
+_RUN_OPTIONS = ("task", "strategy", "seed", *(n for n in _OPTION_NAMES if n != "generations"),
+                "eval_episodes", "chunk_size", "record", "run_dir", "list_presets")
+# Strategies whose state is sized from --generations (genome / archive capacity).
+_SIZED_BY_GENERATIONS = ("deep_ga", "ga_ns", "ns_es", "nsr_es", "nsra_es")
+# Default generations per jitted block between host updates (progress, logs, checkpoints):
+# benchmarks/progress_overhead.py measures the cost of the host updates against one jitted call.
+DEFAULT_LOG_EVERY = 10
+DEFAULT_CHECKPOINT_EVERY = 50
+RECORD_FIELDS = ("fitness", "behavior", "steps")
 
 
 class CLIError(Exception):
@@ -68,6 +79,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _record(text: str) -> tuple[str, ...]:
+    fields = tuple(f for f in text.replace(" ", "").split(",") if f)
+    unknown = [f for f in fields if f not in RECORD_FIELDS]
+    if unknown or not fields:
+        raise argparse.ArgumentTypeError(
+            f"--record takes a comma-separated subset of {','.join(RECORD_FIELDS)}, got {text!r}"
+        )
+    return fields
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -86,22 +117,31 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="evojax-lab",
-        description="JAX-accelerated neuroevolution: train, replay.",
+        description="JAX-accelerated neuroevolution: train (checkpointed, resumable), replay "
+        "a solution, plot a run folder. `evojax-lab COMMAND --help` describes each command.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="what to do; `evojax-lab COMMAND --help` lists its options")
     sub.required = True
 
     t = sub.add_parser(
         "train",
         help="train a policy on a task and write a run folder",
         description="Train a policy with an evolution strategy. Settings not given come from "
-        "the task's preset (see --list-presets) or the general defaults. Writes config.json, "
-        "metrics.jsonl, curve.png and params.msgpack to the run folder.",
+        "the task's preset (see --list-presets) or the general defaults. Generations run in "
+        "jitted blocks of --log-every; after each block the progress bar (with the current "
+        "score) and the metrics files are updated. Writes config.json, metrics.jsonl, "
+        "metrics.csv, checkpoint.ckpt (every --checkpoint-every generations and at the end), "
+        "curve.png, params.msgpack, summary.json (and elite.genome for GA strategies, "
+        "population_<field>.npy with --record, tensorboard/ with --tensorboard) to the run "
+        "folder. An interrupted run continues with --resume RUN_DIR and ends exactly as the "
+        "uninterrupted run would.",
     )
     t.add_argument("--task", default="CartPole-v1", help="task name (default: CartPole-v1)")
     t.add_argument("--strategy", default="openai_es", choices=STRATEGIES,
                    help="strategy (default: openai_es)")
-    t.add_argument("--generations", type=_positive_int, help="number of generations")
+    t.add_argument("--generations", type=_positive_int,
+                   help="number of generations (with --resume: the total to reach)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--pop-size", type=_positive_int, help="population size (even for ES)")
     t.add_argument("--sigma", type=_positive_float, help="perturbation std (ES)")
@@ -126,8 +166,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--chunk-size", type=_positive_int,
                    help="evaluate the population this many members at a time (bounded memory)")
     t.add_argument("--run-dir", help="run folder (default: runs/<task>_<strategy>_<time>)")
-    t.add_argument("--log-every", type=_positive_int, default=5,
-                   help="generations per jitted block between progress updates (default: 5)")
+    t.add_argument("--log-every", type=_positive_int, default=DEFAULT_LOG_EVERY, metavar="B",
+                   help="generations per jitted block between host updates: progress bar, "
+                   f"metrics files (default: {DEFAULT_LOG_EVERY}; costs < 5%% of the run time, "
+                   "see benchmarks/RESULTS.md)")
+    t.add_argument("--checkpoint-every", type=_nonnegative_int, metavar="K",
+                   default=DEFAULT_CHECKPOINT_EVERY,
+                   help="write RUN_DIR/checkpoint.ckpt (atomically) every K generations, rounded "
+                   "up to a multiple of --log-every, and at the end; 0: no checkpoints "
+                   f"(default: {DEFAULT_CHECKPOINT_EVERY})")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its checkpoint, with the settings of "
+                   "its config.json, up to --generations (default: the run's own); options "
+                   "that define the run (task, strategy, seed, sizes, ...) cannot be given")
+    t.add_argument("--record", type=_record, metavar="FIELDS",
+                   help="also save every evaluated member's results of every generation, a "
+                   "comma-separated subset of fitness,behavior,steps, as population_<field>.npy "
+                   "(behavior on a maze: `evojax-lab plot` draws the final positions)")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="also log scalar metrics to RUN_DIR/tensorboard (needs tensorboardX: "
+                   "pip install 'evojax_lab[tensorboard]')")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     _device_options(t)
@@ -147,6 +205,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="episodes to play (default: 10)")
     r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     _device_options(r, multihost=False)
+
+    pl = sub.add_parser(
+        "plot",
+        help="draw the pictures of a run folder",
+        description="Draw every picture a run folder allows: the learning curve from "
+        "metrics.jsonl (curve.png); with population_behavior.npy of a Hard Maze run "
+        "(train --record behavior) the final positions on the maze walls (maze.png); with "
+        "sensitivity.npz (one array of raw per-weight safe-mutation sensitivities per kind, "
+        "e.g. np.savez(path, sum=s)) log-sensitivity histograms (sensitivity.png); with "
+        "es_vs_sgd.jsonl (one JSON object per point: method, x, y, optional metric and "
+        "x_label) ES-vs-SGD curves (es_vs_sgd.png). Needs no JAX device.",
+    )
+    pl.add_argument("run", help="run folder (written by `evojax-lab train`, or holding the "
+                    "files above)")
+    pl.add_argument("--out", metavar="FILE",
+                    help="file for the learning curve (suffix picks the format: .png, .pdf, "
+                    ".svg); the other pictures go next to it as <stem>_maze<suffix>, "
+                    "<stem>_sensitivity<suffix>, <stem>_es_vs_sgd<suffix> (default: in the "
+                    "run folder)")
     return parser
 
 
@@ -169,7 +246,7 @@ def _device_options(p: argparse.ArgumentParser, multihost: bool = True) -> None:
 
 def _setup_devices(args) -> None:
     """Host devices and multi-host set-up; must run before JAX creates its backends."""
-    if not args.no_host_devices:
+    if not getattr(args, "no_host_devices", True):
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_force_host_platform_device_count" not in flags:
             count = args.host_devices or os.cpu_count() or 1
@@ -236,17 +313,59 @@ def _behavior_size(task_name: str) -> int:
 
 
 def _block_size(generations: int, target: int) -> int:
-    """Largest divisor of ``generations`` not above ``target`` (one compiled block length)."""
+    """Generations per jitted block: the largest divisor of ``generations`` not above
+    ``target`` (one compiled block length) unless that is below half the target; then
+    ``target`` itself (the last, shorter block compiles once more)."""
     target = max(1, min(target, generations))
-    return max(d for d in range(1, target + 1) if generations % d == 0)
+    divisor = max(d for d in range(1, target + 1) if generations % d == 0)
+    return divisor if 2 * divisor >= target else target
 
 
-def _to_python(metrics: dict, i: int) -> dict:
-    row = {}
-    for k, v in metrics.items():
-        x = v[i].item()
-        row[k] = x if not isinstance(x, float) or math.isfinite(x) else None
-    return row
+def _explicit_options(argv) -> set[str]:
+    """Destinations of the options given on the command line (not defaults)."""
+    parser = build_parser()
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+    try:
+        return set(vars(parser.parse_args(argv))) - {"command"}
+    except SystemExit:  # (already parsed once: cannot happen)
+        return set()
+
+
+def _resume(args) -> tuple[Path, dict, dict]:
+    """The run folder, its config and the settings of a ``--resume``d run; ``args`` gets the
+    run's task, strategy, seed, eval episodes, chunk size and record fields."""
+    run_dir = Path(args.resume)
+    given = sorted(getattr(args, "explicit", set()) & set(_RUN_OPTIONS))
+    if given:
+        names = ", ".join("--" + g.replace("_", "-") for g in given)
+        raise CLIError(f"{names} cannot be given with --resume: the run's settings come from "
+                       f"{run_dir / 'config.json'}")
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise CLIError(f"{config_path} not found: --resume needs a run folder written by "
+                       "`evojax-lab train`")
+    try:
+        config = json.loads(config_path.read_text())
+        args.task, args.strategy, args.seed = config["task"], config["strategy"], config["seed"]
+        args.eval_episodes, args.chunk_size = config["eval_episodes"], config["chunk_size"]
+        args.record = tuple(config.get("record", ()))
+        s = {k: config[k] for k in DEFAULTS[args.strategy]}
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise CLIError(f"{config_path} is not a run configuration: {err!r}") from None
+    s["hidden"] = tuple(s["hidden"])
+    if args.generations is not None and args.generations != s["generations"]:
+        if args.strategy in _SIZED_BY_GENERATIONS:
+            raise CLIError(f"--generations cannot change on --resume for {args.strategy}: its "
+                           f"genome/archive capacity was sized for {s['generations']}")
+        s["generations"] = args.generations
+    from evojax_lab.checkpoint import CHECKPOINT_NAME
+
+    if not (run_dir / CHECKPOINT_NAME).is_file():
+        raise CLIError(f"{run_dir / CHECKPOINT_NAME} not found: nothing to resume (was the run "
+                       "trained with --checkpoint-every 0?)")
+    return run_dir, config, s
 
 
 def cmd_train(args) -> int:
@@ -254,6 +373,10 @@ def cmd_train(args) -> int:
         presets = {f"{task} {strategy}": v for (task, strategy), v in PRESETS.items()}
         print(json.dumps({"defaults": DEFAULTS, "presets": presets}, indent=2))
         return 0
+    if args.resume:
+        run_dir, config, s = _resume(args)
+    else:
+        s = _settings(args)
     if args.eval_episodes < 0:
         raise CLIError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
     import jax
@@ -261,73 +384,80 @@ def cmd_train(args) -> int:
     from flax import serialization
 
     import evojax_lab as el
+    from evojax_lab import checkpoint
     from evojax_lab.parallel import to_host
-    from evojax_lab.plots import learning_curve
+    from evojax_lab.plots import plot_run
 
     lead = jax.process_index() == 0  # only process 0 writes files and prints
-
     try:
         task = el.tasks.make(args.task)
     except ValueError as err:
         raise CLIError(str(err)) from None
-    s = _settings(args)
     policy = el.policies.for_task(task, hidden=s["hidden"])
     try:
         strategy = _strategy(args.strategy, s, args)
     except (ValueError, TypeError) as err:
         raise CLIError(str(err)) from None
+    record = tuple(args.record or ())
+    loggers = []
+    if args.tensorboard:
+        try:
+            tensorboard = checkpoint.TensorBoardLogger  # checked before any work is done
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            raise CLIError("--tensorboard needs tensorboardX: pip install "
+                           "'evojax_lab[tensorboard]'") from None
 
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.run_dir or Path("runs") / f"{args.task}_{args.strategy}_{stamp}")
-    if not lead:
+    if not args.resume:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.run_dir or Path("runs") / f"{args.task}_{args.strategy}_{stamp}")
+        config = {"task": args.task, "strategy": args.strategy, "seed": args.seed,
+                  **{k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
+                  "eval_episodes": args.eval_episodes, "chunk_size": args.chunk_size,
+                  "record": list(record)}
+    config.update(generations=s["generations"], devices=[str(d) for d in jax.devices()],
+                  processes=jax.process_count())
+    checkpoint_dir = run_dir if args.checkpoint_every else None  # every process reads it
+    args.checkpoint_dir = checkpoint_dir if lead else None  # for the hint after Ctrl-C
+    if not lead:  # a worker's outputs go to a scratch folder: process 0 owns the run folder
         import tempfile
 
         run_dir = Path(tempfile.mkdtemp(prefix="evojax-lab-worker-"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"task": args.task, "strategy": args.strategy, "seed": args.seed,
-              **{k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
-              "eval_episodes": args.eval_episodes, "chunk_size": args.chunk_size,
-              "devices": [str(d) for d in jax.devices()], "processes": jax.process_count()}
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if lead:
+        loggers = [checkpoint.JsonlLogger(run_dir / "metrics.jsonl"),
+                   checkpoint.CsvLogger(run_dir / "metrics.csv")]
+        if args.tensorboard:
+            loggers.append(tensorboard(run_dir / "tensorboard"))
 
     trainer = el.make_train(task, policy, strategy, generations=s["generations"],
                             episodes=s["episodes"], eval_episodes=args.eval_episodes,
-                            chunk_size=args.chunk_size)
+                            chunk_size=args.chunk_size, record=record)
     gens = s["generations"]
     block = _block_size(gens, args.log_every)
-    start = time.perf_counter()
-    carry = trainer.init(jax.random.PRNGKey(args.seed))
-    blocks = []
-    bar = None
+    every = -(-max(args.checkpoint_every, 1) // block) * block  # a multiple of the block
+    progress = False
     if not args.no_progress and lead:
-        from tqdm.auto import tqdm
-
         where = f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
-        bar = tqdm(total=gens, desc=f"{args.task} {args.strategy} on {where}", unit="gen",
-                   dynamic_ncols=True, file=sys.stderr)
-    with open(run_dir / "metrics.jsonl", "w") as f:
-        for _ in range(gens // block):
-            carry, metrics = trainer.run(carry, block)
-            metrics = to_host(metrics)
-            blocks.append(metrics)
-            for i in range(block):
-                f.write(json.dumps(_to_python(metrics, i)) + "\n")
-            f.flush()
-            if bar is not None:
-                last = _to_python(metrics, block - 1)
-                score = last.get("solution_fitness", last["best_fitness"])
-                bar.set_postfix(score=f"{score:.1f}" if score is not None else "nan",
-                                best=f"{last['best_fitness']:.1f}",
-                                steps=f"{last['steps']:.3g}")
-                bar.update(block)
-    if bar is not None:
-        bar.close()
-    result = trainer.result(carry, blocks)
+        progress = f"{args.task} {args.strategy} on {where}"
+    start = time.perf_counter()
+    try:
+        result = checkpoint.run_with_checkpoints(
+            trainer, jax.random.PRNGKey(args.seed), checkpoint_dir, every=every, block=block,
+            resume=bool(args.resume), loggers=loggers, progress=progress,
+            metadata={"task": args.task, "strategy": args.strategy, "seed": args.seed})
+    except checkpoint.CheckpointError as err:
+        raise CLIError(f"{err} (resume needs the settings the checkpoint was written with)") \
+            from None
     train_seconds = time.perf_counter() - start
 
-    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
-    learning_curve(rows, run_dir / "curve.png",
-                   title=f"{args.task} — {args.strategy} (P={s['pop_size']}, seed {args.seed})")
+    metrics = {k: np.asarray(v) for k, v in result.metrics.items()}  # host history
+    for name in record:
+        np.save(run_dir / f"population_{name}.npy",
+                np.asarray(metrics[el.train.RECORDABLE[name]]), allow_pickle=False)
+    if lead:
+        plot_run(run_dir)
     solution_host = to_host(result.solution)
     (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(solution_host))
     genome_note = ""
@@ -346,11 +476,13 @@ def cmd_train(args) -> int:
             jax.random.split(k, args.final_episodes))
     )(final_key, solution_host)
     returns = np.asarray(per_episode)
+    env_steps = float(np.asarray(metrics["steps"])[-1])
     summary = {
         "task": args.task, "strategy": args.strategy, "generations": gens,
         "final_mean_return": float(returns.mean()), "final_std_return": float(returns.std()),
-        "final_episodes": args.final_episodes, "env_steps": float(rows[-1]["steps"]),
+        "final_episodes": args.final_episodes, "env_steps": env_steps,
         "train_seconds": train_seconds, "run_dir": str(run_dir),
+        "resumed": bool(args.resume),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not lead:  # a worker's scratch folder: process 0 owns the run folder
@@ -360,8 +492,20 @@ def cmd_train(args) -> int:
         return 0
     print(f"{args.task} {args.strategy}: solution mean return {returns.mean():.1f} "
           f"± {returns.std():.1f} over {args.final_episodes} episodes | {gens} generations, "
-          f"{rows[-1]['steps']:.3g} env steps, {train_seconds:.1f} s | run folder {run_dir}"
-          f"{genome_note}")
+          f"{env_steps:.3g} env steps, {train_seconds:.1f} s"
+          f"{' (resumed)' if args.resume else ''} | run folder {run_dir}{genome_note}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from evojax_lab.plots import plot_run
+
+    try:
+        written = plot_run(args.run, args.out)
+    except (ValueError, OSError) as err:
+        raise CLIError(str(err)) from None
+    for path in written:
+        print(path)
     return 0
 
 
@@ -426,7 +570,9 @@ def _replay_policy(el, task_name, hidden):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.explicit = _explicit_options(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         _setup_devices(args)
@@ -434,11 +580,17 @@ def main(argv=None) -> int:
             return cmd_train(args)
         if args.command == "replay":
             return cmd_replay(args)
+        if args.command == "plot":
+            return cmd_plot(args)
     except CLIError as err:
         print(f"evojax-lab {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        folder = getattr(args, "checkpoint_dir", None)
+        hint = ""
+        if folder is not None and (Path(folder) / "checkpoint.ckpt").is_file():
+            hint = f"; continue with: evojax-lab train --resume {folder}"
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130
     return 1
 

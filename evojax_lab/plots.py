@@ -1,25 +1,67 @@
-"""Plots drawn from metrics (lists of per-generation dicts or dicts of arrays)."""
+"""Plots drawn from metrics and from saved run folders (matplotlib, Agg backend, imported
+lazily: importing this module imports neither matplotlib nor JAX).
+
+A **run folder** (written by ``evojax-lab train``, or by hand) may hold these files; each one
+present gives one picture (:func:`plot_run`, ``evojax-lab plot RUN``):
+
+============================  =================================================================
+``metrics.jsonl``             one JSON object per generation (``generation``, ``steps``,
+                              ``best_fitness``, ``mean_fitness``, ``solution_fitness``, ...):
+                              the learning curve against generations and environment steps
+                              (``curve.png``).
+``config.json``               the run's settings; ``task`` and ``strategy`` title the pictures.
+``population_behavior.npy``   ``[G, P, 2]`` float: every evaluated individual's behavior
+                              (``train --record behavior``). On a Hard Maze task (``hard_maze``,
+                              ``image_hard_maze``, ``breadcrumb_hard_maze``): the final
+                              positions on the maze walls, coloured by generation
+                              (``maze.png``).
+``sensitivity.npz``           NumPy ``.npz`` of raw per-weight safe-mutation sensitivities, one
+                              array per kind (e.g. ``np.savez(path, sum=s_sum, abs=s_abs)`` with
+                              the flattened output of ``el.mutations.sensitivity``): histograms
+                              of ``log10 s`` (``sensitivity.png``).
+``es_vs_sgd.jsonl``           one JSON object per point: ``method`` (e.g. ``"es"``, ``"sgd"``),
+                              ``x`` (e.g. training steps), ``y`` (the score), optional
+                              ``metric`` (one panel per metric; default ``"score"``) and
+                              ``x_label``: one curve per method (``es_vs_sgd.png``).
+============================  =================================================================
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-
-def _columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
-    keys = rows[0].keys() if rows else []
-    return {k: np.asarray([r.get(k, math.nan) for r in rows], dtype=float) for k in keys}
+MAZE_TASKS = ("hard_maze", "image_hard_maze", "breadcrumb_hard_maze")
 
 
-def learning_curve(rows: Sequence[dict], path, title: str = "") -> None:
-    """Best / mean fitness and the solution's score against generations and env steps."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    out = {}
+    for k in keys:
+        values = [r.get(k, math.nan) for r in rows]
+        try:
+            out[k] = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+        except (TypeError, ValueError):
+            continue  # not numeric
+    return out
+
+
+def learning_curve(rows: Sequence[dict], path, title: str = "") -> None:
+    """Best / mean fitness and the solution's score against generations and env steps."""
+    plt = _pyplot()
     cols = _columns(rows)
     gens = cols.get("generation", np.arange(1, len(rows) + 1))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
@@ -43,3 +85,174 @@ def learning_curve(rows: Sequence[dict], path, title: str = "") -> None:
         fig.suptitle(title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def maze_positions(behavior, path, title: str = "") -> None:
+    """Final positions ``behavior[..., :2]`` (``[G, P, 2]`` or ``[N, 2]``) of every evaluated
+    individual on the Hard Maze walls, coloured by generation."""
+    from evojax_lab.tasks.hard_maze import draw_maze
+
+    plt = _pyplot()
+    b = np.asarray(behavior, dtype=float)
+    if b.ndim == 2:
+        b = b[None]
+    if b.ndim != 3 or b.shape[-1] != 2:
+        raise ValueError(f"maze positions must be [G, P, 2] or [N, 2], got shape {b.shape}")
+    gens = np.broadcast_to(np.arange(1, b.shape[0] + 1)[:, None], b.shape[:2]).ravel()
+    xy = b.reshape(-1, 2)
+    ok = np.isfinite(xy).all(axis=1)
+    fig, ax = plt.subplots(figsize=(5, 5.4), constrained_layout=True)
+    points = ax.scatter(xy[ok, 0], xy[ok, 1], c=gens[ok], s=2, alpha=0.35, cmap="viridis",
+                        rasterized=True)
+    draw_maze(ax)
+    fig.colorbar(points, ax=ax, shrink=0.7, label="generation")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title or f"final positions of {int(ok.sum()):,} evaluated individuals",
+                 fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sensitivity_histogram(sensitivities: Mapping[str, np.ndarray], path,
+                          title: str = "") -> None:
+    """Histograms of ``log10 s`` of per-weight sensitivities, one per kind (``{"sum": s,
+    ...}``; any shapes, flattened). Zeros cannot be shown on a log axis: the legend counts
+    them."""
+    plt = _pyplot()
+    if not sensitivities:
+        raise ValueError("no sensitivities to plot")
+    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    values = {}
+    for name, s in sensitivities.items():
+        s = np.abs(np.asarray(s, dtype=float).ravel())
+        values[name] = s[np.isfinite(s)]
+    logs = [np.log10(s[s > 0]) for s in values.values() if (s > 0).any()]
+    lo, hi = (min(x.min() for x in logs), max(x.max() for x in logs)) if logs else (0.0, 1.0)
+    bins = np.linspace(lo, hi + 1e-9 + (hi == lo), 61)  # shared by every kind
+    for name, s in values.items():
+        positive = s[s > 0]
+        label = f"{name} (N = {s.size:,}"
+        label += f", {s.size - positive.size:,} zero)" if positive.size < s.size else ")"
+        if positive.size:
+            ax.hist(np.log10(positive), bins=bins, histtype="step", lw=1.4, label=label)
+        else:
+            ax.plot([], [], label=label)
+    ax.set_xlabel("log10 sensitivity per weight")
+    ax.set_ylabel("weights")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "safe-mutation sensitivities", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def es_vs_sgd_curves(rows: Sequence[dict], path, title: str = "") -> None:
+    """Curves of ``y`` against ``x``, one per ``method``, one panel per ``metric`` (rows as in
+    the ``es_vs_sgd.jsonl`` convention of this module)."""
+    plt = _pyplot()
+    if not rows:
+        raise ValueError("no ES-vs-SGD points to plot")
+    for i, r in enumerate(rows):
+        missing = [k for k in ("method", "x", "y") if k not in r]
+        if missing:
+            raise ValueError(f"ES-vs-SGD point {i} lacks {', '.join(missing)}: {r}")
+    metrics = list(dict.fromkeys(r.get("metric", "score") for r in rows))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False,
+                             constrained_layout=True)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        part = [r for r in rows if r.get("metric", "score") == metric]
+        for method in dict.fromkeys(r["method"] for r in part):
+            pts = sorted((float(r["x"]), math.nan if r["y"] is None else float(r["y"]))
+                         for r in part if r["method"] == method)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=str(method), lw=1.4)
+        ax.set_xlabel(next((r["x_label"] for r in part if "x_label" in r), "x"))
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "ES vs SGD")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} line {n} is not JSON: {err}") from None
+    return rows
+
+
+def plot_run(run, out=None) -> list[Path]:
+    """Draw every picture a run folder's files allow (see the module docstring).
+
+    Args:
+        run: the run folder.
+        out: where the learning curve goes (default ``RUN/curve.png``); the other pictures go
+            next to it as ``<stem>_maze<suffix>``, ``<stem>_sensitivity<suffix>``,
+            ``<stem>_es_vs_sgd<suffix>`` (default ``RUN/maze.png`` etc.). The suffix picks the
+            format (``.png``, ``.pdf``, ``.svg``).
+
+    Returns:
+        The paths written.
+
+    Raises:
+        ValueError: the folder does not exist or holds none of the files.
+    """
+    run = Path(run)
+    if not run.is_dir():
+        raise ValueError(f"{run} is not a run folder")
+    config = {}
+    if (run / "config.json").is_file():
+        try:
+            config = json.loads((run / "config.json").read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{run / 'config.json'} is not valid JSON: {err}") from None
+    name = " — ".join(str(config[k]) for k in ("task", "strategy") if k in config)
+
+    def target(kind: str) -> Path:
+        if out is None:
+            return run / f"{kind}.png"
+        out_path = Path(out)
+        if kind == "curve":
+            return out_path
+        return out_path.with_name(f"{out_path.stem}_{kind}{out_path.suffix or '.png'}")
+
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    if (run / "metrics.jsonl").is_file():
+        rows = _read_jsonl(run / "metrics.jsonl")
+        if rows:
+            title = name
+            if "pop_size" in config:
+                title += f" (P={config['pop_size']}, seed {config.get('seed', '?')})"
+            learning_curve(rows, target("curve"), title=title)
+            written.append(target("curve"))
+    behavior_file = run / "population_behavior.npy"
+    task = str(config.get("task", ""))
+    if behavior_file.is_file() and task in MAZE_TASKS:
+        behavior = np.load(behavior_file, allow_pickle=False)
+        if behavior.ndim == 3 and behavior.shape[-1] == 2:
+            g, p = behavior.shape[:2]
+            maze_positions(behavior, target("maze"),
+                           title=f"{name}: final positions ({g} generations x {p})")
+            written.append(target("maze"))
+    if (run / "sensitivity.npz").is_file():
+        with np.load(run / "sensitivity.npz", allow_pickle=False) as data:
+            sens = {k: data[k] for k in data.files}
+        sensitivity_histogram(sens, target("sensitivity"), title=name)
+        written.append(target("sensitivity"))
+    if (run / "es_vs_sgd.jsonl").is_file():
+        es_vs_sgd_curves(_read_jsonl(run / "es_vs_sgd.jsonl"), target("es_vs_sgd"), title=name)
+        written.append(target("es_vs_sgd"))
+    if not written:
+        raise ValueError(
+            f"{run} holds nothing to plot (expected metrics.jsonl, population_behavior.npy of "
+            "a maze run, sensitivity.npz or es_vs_sgd.jsonl)"
+        )
+    return written

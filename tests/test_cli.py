@@ -150,10 +150,14 @@ def test_novelty_strategies_train_on_the_hard_maze(strategy, tmp_path, capsys):
         "train", "--task", "hard_maze", "--strategy", strategy, "--generations", "2",
         "--pop-size", "8", "--hidden", "4", "--eval-episodes", "1", "--final-episodes", "1",
         "--log-every", "2", "--run-dir", str(path), "--no-progress",
-        *(["--agents", "2", "--k", "3"] if strategy == "nsr_es" else
+        *(["--agents", "2", "--k", "3", "--record", "behavior"] if strategy == "nsr_es" else
           ["--truncation", "2", "--archive-probability", "0.5"]),
     ])
     assert code == 0
+    if strategy == "nsr_es":  # every member's final position, and its picture on the maze
+        behavior = np.load(path / "population_behavior.npy", allow_pickle=False)
+        assert behavior.shape == (2, 8, 2) and np.isfinite(behavior).all()
+        assert (path / "maze.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2
     assert rows[-1]["archive_size"] >= 1 and rows[-1]["mean_novelty"] >= 0
@@ -180,3 +184,138 @@ def test_random_search_trains_and_writes_a_one_seed_genome(tmp_path, capsys):
     assert code == 0
     assert "elite genome" in capsys.readouterr().out
     assert cli.main(["replay", str(path / "elite.genome"), "--episodes", "1"]) == 0
+
+
+# ------------------------------------------------------------ checkpoints, resume, plot, help
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_folder_has_csv_and_a_checkpoint(run_dir):
+    from evojax_lab import checkpoint
+
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(__import__("csv").DictReader(f))
+    jsonl = _rows(run_dir / "metrics.jsonl")
+    assert [int(r["generation"]) for r in rows] == [1, 2, 3, 4]
+    assert [float(r["best_fitness"]) for r in rows] == [r["best_fitness"] for r in jsonl]
+    meta = checkpoint.info(run_dir / "checkpoint.ckpt")["metadata"]
+    assert meta["generation"] == 4 and meta["task"] == "CartPole-v1"
+
+
+def test_resume_equals_the_straight_run(run_dir, tmp_path, capsys):
+    """2 generations, then --resume to 4 == the fixture's straight 4-generation run."""
+    path = tmp_path / "resumed"
+    code = cli.main([
+        "train", "--task", "CartPole-v1", "--generations", "2", "--pop-size", "16",
+        "--hidden", "8", "--eval-episodes", "2", "--final-episodes", "10", "--log-every", "2",
+        "--checkpoint-every", "2", "--run-dir", str(path), "--no-progress",
+    ])
+    assert code == 0
+    assert len(_rows(path / "metrics.jsonl")) == 2
+    code = cli.main(["train", "--resume", str(path), "--generations", "4", "--log-every", "2",
+                     "--no-progress", "--final-episodes", "10"])
+    assert code == 0
+    assert "(resumed)" in capsys.readouterr().out
+    assert _rows(path / "metrics.jsonl") == _rows(run_dir / "metrics.jsonl")
+    assert (path / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
+    assert (path / "params.msgpack").read_bytes() == (run_dir / "params.msgpack").read_bytes()
+    assert json.loads((path / "config.json").read_text())["generations"] == 4
+    summary = json.loads((path / "summary.json").read_text())
+    straight = json.loads((run_dir / "summary.json").read_text())
+    assert summary["final_mean_return"] == straight["final_mean_return"]
+    assert summary["env_steps"] == straight["env_steps"]
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--sigma", "0.1"], "--sigma cannot be given with --resume"),
+        (["--seed", "3", "--task", "Pendulum-v1"], "--seed, --task cannot be given"),
+    ],
+)
+def test_resume_refuses_run_defining_options(run_dir, extra, expected, capsys):
+    assert cli.main(["train", "--resume", str(run_dir), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_resume_from_a_damaged_checkpoint_is_a_one_line_error(run_dir, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(run_dir, copy)
+    data = (copy / "checkpoint.ckpt").read_bytes()
+    (copy / "checkpoint.ckpt").write_bytes(data[: len(data) // 2])
+    assert cli.main(["train", "--resume", str(copy), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "truncated" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    (copy / "checkpoint.ckpt").unlink()
+    assert cli.main(["train", "--resume", str(copy), "--no-progress"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_plot_command_draws_the_learning_curve(run_dir, tmp_path, capsys):
+    assert cli.main(["plot", str(run_dir), "--out", str(tmp_path / "fig.svg")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "fig.svg")
+    assert (tmp_path / "fig.svg").read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "--record", "colour"], "--record takes a comma-separated subset"),
+        (["train", "--checkpoint-every", "-1"], "expected an integer >= 0"),
+        (["train", "--resume", "/nonexistent/run"], "config.json not found"),
+        (["plot", "/nonexistent/run"], "is not a run folder"),
+        (["plot"], "the following arguments are required: run"),
+        (["bogus"], "invalid choice: 'bogus'"),
+    ],
+)
+def test_more_bad_options_are_one_line_errors(args, expected, capsys):
+    try:
+        code = cli.main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_tensorboard_without_tensorboardx_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboardx(name, *args, **kw):
+        if name.startswith("tensorboardX"):
+            raise ImportError("No module named 'tensorboardX'")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.delitem(sys.modules, "tensorboardX", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_tensorboardx)
+    code = cli.main(["train", "--tensorboard", "--run-dir", str(tmp_path / "x")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'evojax_lab[tensorboard]'" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [None, "train", "replay", "plot"])
+def test_every_subcommand_help_describes_every_option(command, capsys):
+    parser = cli.build_parser()
+    sub = parser if command is None else \
+        parser._subparsers._group_actions[0].choices[command]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"] if command is None else [command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped
+    for action in sub._actions:
+        for option in action.option_strings:
+            assert option in text, option
+        assert action.help, f"{command}: {action.option_strings or action.dest} has no help"
+        if not action.option_strings and action.dest != "command":  # positionals
+            assert action.dest in text
+    if command is None:
+        for name in ("train", "replay", "plot"):
+            assert name in text
