@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evojax_lab.policies.cnn import MinAtarCNN, NatureCNN
+from evojax_lab.policies.cnn import MinAtarCNN, NatureCNN, _head
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu}
 
@@ -47,17 +47,10 @@ class MLP(nn.Module):
         for width in self.hidden:
             x = act(nn.Dense(width)(x))
         x = nn.Dense(self.action_dim)(x)
-        if self.head == "discrete":
-            return jnp.argmax(x).astype(jnp.int32)
-        if self.head == "continuous":
-            low = jnp.asarray(self.low, jnp.float32)
-            high = jnp.asarray(self.high, jnp.float32)
-            y = low + (jnp.tanh(x) + 1.0) * 0.5 * (high - low)
-            shape = (self.action_dim,) if self.action_shape is None else tuple(self.action_shape)
-            return y.reshape(shape)
-        if self.head == "linear":
-            return x
-        raise ValueError(f"unknown head {self.head!r}; use 'discrete', 'continuous' or 'linear'")
+        y = _head(x, self.head, self.low, self.high)
+        if self.head == "continuous" and self.action_shape is not None:
+            return y.reshape(tuple(self.action_shape))
+        return y
 
 
 def for_task(task, hidden: Sequence[int] = (32, 32), activation: str = "tanh") -> nn.Module:

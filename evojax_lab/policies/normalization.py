@@ -51,6 +51,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evojax_lab.policies.cnn import _head
+
 #: The ES paper's variance floor and clip of normalized observations (REFERENCE §1).
 VAR_FLOOR = 1e-2
 CLIP = 5.0
@@ -290,17 +292,10 @@ class VBNMLP(nn.Module):
             x, ref = VirtualBatchNorm()(dense(x), dense(ref))
             x, ref = act(x), act(ref)
         x = nn.Dense(self.action_dim, name="output")(x)
-        if self.head == "discrete":
-            return jnp.argmax(x).astype(jnp.int32)
-        if self.head == "continuous":
-            low = jnp.asarray(self.low, jnp.float32)
-            high = jnp.asarray(self.high, jnp.float32)
-            y = low + (jnp.tanh(x) + 1.0) * 0.5 * (high - low)
-            shape = (self.action_dim,) if self.action_shape is None else tuple(self.action_shape)
-            return y.reshape(shape)
-        if self.head == "linear":
-            return x
-        raise ValueError(f"unknown head {self.head!r}; use 'discrete', 'continuous' or 'linear'")
+        y = _head(x, self.head, self.low, self.high)
+        if self.head == "continuous" and self.action_shape is not None:
+            return y.reshape(tuple(self.action_shape))
+        return y
 
 
 def vbn_for_task(task, reference: ReferenceBatch, hidden: Sequence[int] = (32, 32),
