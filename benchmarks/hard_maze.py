@@ -135,7 +135,7 @@ def main() -> None:
                         help="episodes per run, the same for every method (default 100,000)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
     parser.add_argument("--es-pop", type=int, default=50)
-    parser.add_argument("--es-sigma", type=float, default=0.05)
+    parser.add_argument("--es-sigma", type=float, default=0.2)
     parser.add_argument("--es-lr", type=float, default=0.05)
     parser.add_argument("--agents", type=int, default=8, help="NS-ES meta-population size")
     parser.add_argument("--ga-pop", type=int, default=200)
