@@ -121,6 +121,8 @@ class Trainer:
             return contextlib.nullcontext()
 
     def initial_params(self, key):
+        if callable(self.params):
+            return self.params(key)
         if self.params is not None:
             return self.params
         if self.policy is None:
@@ -295,7 +297,10 @@ def make_train(
             the same ``chunk_size`` to the strategy so ``tell`` is bounded too. ``None``: the
             population is materialized by ``ask`` and ``evaluate`` picks cache-sized chunks on
             CPU (``evaluate.auto_chunk_size``; same results as one batch).
-        params: initial parameters; by default ``policy.init`` on a zero observation.
+        params: initial parameters, or a function ``params(key) -> params`` called with the
+            run's init key (so ``jax.vmap(trainer)`` over seeds starts every seed from its own
+            draw, e.g. ``lambda k: el.genome.reference_init(k, template)``); by default
+            ``policy.init`` on a zero observation.
         mesh: ``"auto"`` (all devices, population axis sharded, state replicated), ``None``
             (no sharding), or a ``jax.sharding.Mesh`` with a ``"pop"`` axis.
         record: per-member results to keep for every generation, any of ``"fitness"``,

@@ -173,3 +173,30 @@ def test_record_keeps_every_members_fitness_and_behavior():
     np.testing.assert_allclose(behaviors[0, :3] + behaviors[0, 3:], 2.0, atol=1e-5)
     with pytest.raises(ValueError, match="unknown field"):
         el.make_train(task, None, strategy, generations=1, params=params, record=("novelty",))
+
+
+def test_params_function_gives_each_seed_its_own_start_and_vmaps_over_seeds():
+    """params=f(key) is called with the run's init key (the first of split(key, 3)); vmapping
+    the trainer over seeds equals running each seed with its own start."""
+
+    def fn(key, params):
+        return -jnp.sum(params["x"] ** 2), params["x"]
+
+    def start(key):
+        return {"x": jax.random.normal(key, (3,))}
+
+    task = el.tasks.function(fn, behavior_size=3)
+    strategy = el.strategies.openai_es(4, sigma=0.1)
+    kw = dict(generations=2, eval_episodes=0, record=("behavior",))
+    by_function = el.make_train(task, None, strategy, params=start, **kw)
+    keys = jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(2)])
+    batched = jax.vmap(by_function)(keys)
+    for i in range(2):
+        init_key = jax.random.split(keys[i], 3)[0]
+        x0 = np.asarray(start(init_key)["x"])
+        fixed = el.make_train(task, None, strategy, params=start(init_key), **kw)(keys[i])
+        beh = np.asarray(batched.metrics["population_behavior"][i])
+        np.testing.assert_allclose(beh, np.asarray(fixed.metrics["population_behavior"]),
+                                   rtol=0, atol=1e-6)
+        # Generation 0's mirrored pairs are centred on this seed's own start.
+        np.testing.assert_allclose((beh[0, :2] + beh[0, 2:]) / 2, np.stack([x0, x0]), atol=1e-5)
