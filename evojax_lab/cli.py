@@ -43,7 +43,8 @@ _OPTION_NAMES = ("pop_size", "sigma", "learning_rate", "generations", "episodes"
                  "archive_probability")
 # Options that define a run: fixed by the run's config.json when it is resumed.
 _RUN_OPTIONS = ("task", "strategy", "seed", *(n for n in _OPTION_NAMES if n != "generations"),
-                "eval_episodes", "chunk_size", "record", "run_dir", "list_presets")
+                "eval_episodes", "chunk_size", "record", "obs_norm", "action_noise", "run_dir",
+                "list_presets")
 # Strategies whose state is sized from --generations (genome / archive capacity).
 _SIZED_BY_GENERATIONS = ("deep_ga", "ga_ns", "ns_es", "nsr_es", "nsra_es")
 # Default generations per jitted block between host updates (progress, logs, checkpoints):
@@ -51,6 +52,8 @@ _SIZED_BY_GENERATIONS = ("deep_ga", "ga_ns", "ns_es", "nsr_es", "nsra_es")
 DEFAULT_LOG_EVERY = 10
 DEFAULT_CHECKPOINT_EVERY = 50
 RECORD_FIELDS = ("fitness", "behavior", "steps")
+# Final observation statistics of a --obs-norm run (next to params.msgpack).
+OBS_STATS_NAME = "obs_stats.msgpack"
 
 
 class CLIError(Exception):
@@ -109,6 +112,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -133,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         "score) and the metrics files are updated. Writes config.json, metrics.jsonl, "
         "metrics.csv, checkpoint.ckpt (every --checkpoint-every generations and at the end), "
         "curve.png, params.msgpack, summary.json (and elite.genome for GA strategies, "
-        "population_<field>.npy with --record, tensorboard/ with --tensorboard) to the run "
+        "population_<field>.npy with --record, obs_stats.msgpack with --obs-norm, "
+        "tensorboard/ with --tensorboard) to the run "
         "folder. An interrupted run continues with --resume RUN_DIR and ends exactly as the "
         "uninterrupted run would.",
     )
@@ -183,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also save every evaluated member's results of every generation, a "
                    "comma-separated subset of fitness,behavior,steps, as population_<field>.npy "
                    "(behavior on a maze: `evojax-lab plot` draws the final positions)")
+    t.add_argument("--obs-norm", action="store_true",
+                   help="normalize observations with running statistics of every observation "
+                   "the population acts on (ES paper, make_train(obs_norm=True)); the final "
+                   "statistics are saved as obs_stats.msgpack and used by the final score and "
+                   "by `evojax-lab replay`")
+    t.add_argument("--action-noise", type=_nonnegative_float, default=0.0, metavar="SIGMA",
+                   help="std of Gaussian noise added to every action of the training rollouts "
+                   "(continuous action spaces; the ES paper uses 0.01 on MuJoCo); the solution "
+                   "is scored without it (default: 0, off)")
     t.add_argument("--tensorboard", action="store_true",
                    help="also log scalar metrics to RUN_DIR/tensorboard (needs tensorboardX: "
                    "pip install 'evojax_lab[tensorboard]')")
@@ -193,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "replay",
         help="play a trained solution from a run folder",
-        description="Rebuild the policy from a run folder (config.json + params.msgpack) and "
-        "play it, printing the mean return.",
+        description="Rebuild the policy from a run folder (config.json + params.msgpack, and "
+        "obs_stats.msgpack for a run trained with --obs-norm) and play it, printing the mean "
+        "return.",
     )
     r.add_argument("run", help="run folder written by `evojax-lab train`, or a .genome file "
                    "(Deep GA / random search elite)")
@@ -335,7 +359,8 @@ def _explicit_options(argv) -> set[str]:
 
 def _resume(args) -> tuple[Path, dict, dict]:
     """The run folder, its config and the settings of a ``--resume``d run; ``args`` gets the
-    run's task, strategy, seed, eval episodes, chunk size and record fields."""
+    run's task, strategy, seed, eval episodes, chunk size, record fields, observation
+    normalization and action noise (an older config.json without the last two: off)."""
     run_dir = Path(args.resume)
     given = sorted(getattr(args, "explicit", set()) & set(_RUN_OPTIONS))
     if given:
@@ -351,8 +376,10 @@ def _resume(args) -> tuple[Path, dict, dict]:
         args.task, args.strategy, args.seed = config["task"], config["strategy"], config["seed"]
         args.eval_episodes, args.chunk_size = config["eval_episodes"], config["chunk_size"]
         args.record = tuple(config.get("record", ()))
+        args.obs_norm = bool(config.get("obs_norm", False))
+        args.action_noise = float(config.get("action_noise", 0.0))
         s = {k: config[k] for k in DEFAULTS[args.strategy]}
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise CLIError(f"{config_path} is not a run configuration: {err!r}") from None
     s["hidden"] = tuple(s["hidden"])
     if args.generations is not None and args.generations != s["generations"]:
@@ -393,6 +420,9 @@ def cmd_train(args) -> int:
         task = el.tasks.make(args.task)
     except ValueError as err:
         raise CLIError(str(err)) from None
+    if args.action_noise and task.action_space.kind != "continuous":
+        raise CLIError(f"--action-noise needs a continuous action space; {args.task} has a "
+                       f"{task.action_space.kind} one")
     policy = el.policies.for_task(task, hidden=s["hidden"])
     try:
         strategy = _strategy(args.strategy, s, args)
@@ -414,7 +444,8 @@ def cmd_train(args) -> int:
         config = {"task": args.task, "strategy": args.strategy, "seed": args.seed,
                   **{k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
                   "eval_episodes": args.eval_episodes, "chunk_size": args.chunk_size,
-                  "record": list(record)}
+                  "record": list(record), "obs_norm": bool(args.obs_norm),
+                  "action_noise": float(args.action_noise)}
     config.update(generations=s["generations"], devices=[str(d) for d in jax.devices()],
                   processes=jax.process_count())
     checkpoint_dir = run_dir if args.checkpoint_every else None  # every process reads it
@@ -431,9 +462,13 @@ def cmd_train(args) -> int:
         if args.tensorboard:
             loggers.append(tensorboard(run_dir / "tensorboard"))
 
-    trainer = el.make_train(task, policy, strategy, generations=s["generations"],
-                            episodes=s["episodes"], eval_episodes=args.eval_episodes,
-                            chunk_size=args.chunk_size, record=record)
+    try:
+        trainer = el.make_train(task, policy, strategy, generations=s["generations"],
+                                episodes=s["episodes"], eval_episodes=args.eval_episodes,
+                                chunk_size=args.chunk_size, record=record,
+                                obs_norm=args.obs_norm, action_noise=args.action_noise)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     gens = s["generations"]
     block = _block_size(gens, args.log_every)
     every = -(-max(args.checkpoint_every, 1) // block) * block  # a multiple of the block
@@ -460,6 +495,10 @@ def cmd_train(args) -> int:
         plot_run(run_dir)
     solution_host = to_host(result.solution)
     (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(solution_host))
+    obs_stats = None
+    if result.obs_stats is not None:  # deploy (and score) the solution with the final stats
+        obs_stats = jax.tree.map(np.asarray, to_host(result.obs_stats))
+        (run_dir / OBS_STATS_NAME).write_bytes(serialization.to_bytes(obs_stats))
     genome_note = ""
     if args.strategy in GENOME_STRATEGIES:
         genome = to_host(el.strategies.elite_genome(result.state))
@@ -472,9 +511,10 @@ def cmd_train(args) -> int:
 
     final_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 10_000_019)
     per_episode = jax.jit(
-        lambda k, p: jax.vmap(lambda kk: el.rollout(kk, task, policy, p)[0])(
-            jax.random.split(k, args.final_episodes))
-    )(final_key, solution_host)
+        lambda k, p, stats: jax.vmap(
+            lambda kk: el.rollout(kk, task, policy, p, obs_norm=stats)[0]
+        )(jax.random.split(k, args.final_episodes))
+    )(final_key, solution_host, obs_stats)
     returns = np.asarray(per_episode)
     env_steps = float(np.asarray(metrics["steps"])[-1])
     summary = {
@@ -516,6 +556,7 @@ def cmd_replay(args) -> int:
     import evojax_lab as el
 
     run = Path(args.run)
+    obs_stats = None  # observation statistics of a run trained with --obs-norm
     if run.is_file():  # a genome file
         data = run.read_bytes()
         try:
@@ -550,11 +591,35 @@ def cmd_replay(args) -> int:
         except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
             raise CLIError(f"{params_path} is not a parameter file for this policy: {err}") \
                 from None
+        if config.get("obs_norm"):
+            obs_stats = _load_obs_stats(el, run / OBS_STATS_NAME, task)
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.episodes)
-    returns = jax.jit(jax.vmap(lambda k: el.rollout(k, task, policy, params)[0]))(keys)
+    returns = jax.jit(jax.vmap(
+        lambda k: el.rollout(k, task, policy, params, obs_norm=obs_stats)[0]
+    ))(keys)
     print(f"{task_name}: mean return {float(returns.mean()):.1f} ± {float(returns.std()):.1f} "
           f"over {args.episodes} episodes")
     return 0
+
+
+def _load_obs_stats(el, path: Path, task):
+    """The final observation statistics of a ``--obs-norm`` run (``obs_stats.msgpack``)."""
+    import numpy as np
+    from flax import serialization
+
+    if not path.is_file():
+        raise CLIError(f"{path} not found: the run was trained with --obs-norm and its policy "
+                       "needs the observation statistics")
+    template = el.policies.normalization.obs_stats_init(task.observation_shape)
+    try:
+        stats = serialization.from_bytes(template, path.read_bytes())
+        if any(np.shape(a) != np.shape(b) for a, b in zip(stats, template, strict=True)):
+            raise ValueError(f"shapes {[np.shape(a) for a in stats]} do not match the task's "
+                             f"observation shape {tuple(task.observation_shape)}")
+    except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
+        raise CLIError(f"{path} is not an observation statistics file for this task: "
+                       f"{str(err).splitlines()[0] if str(err) else repr(err)}") from None
+    return stats
 
 
 def _replay_policy(el, task_name, hidden):

@@ -230,7 +230,8 @@ class Trainer:
         # (``init`` + ``run``) bit for bit.
         carry = jax.lax.optimization_barrier(carry)
         carry, metrics = jax.lax.scan(self._generation, carry, None, length=self.generations)
-        return TrainResult(carry.state, metrics, self.strategy.solution(carry.state))
+        return TrainResult(carry.state, metrics, self.strategy.solution(carry.state),
+                           carry.obs_stats)
 
     # -- public -------------------------------------------------------------------------
     def __call__(self, key, hparams: dict | None = None) -> TrainResult:
@@ -258,8 +259,11 @@ class Trainer:
             return self._run(carry, int(num_generations))
 
     def result(self, carry: TrainCarry, metrics_blocks: list[dict]) -> TrainResult:
+        """The :class:`TrainResult` of a run driven in blocks (``carry`` after the last block,
+        its ``obs_stats`` included)."""
         metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *metrics_blocks)
-        return TrainResult(carry.state, metrics, self.strategy.solution(carry.state))
+        return TrainResult(carry.state, metrics, self.strategy.solution(carry.state),
+                           carry.obs_stats)
 
 
 def make_train(

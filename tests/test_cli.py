@@ -87,6 +87,9 @@ def test_train_summary_line_printed(tmp_path):
         (["train", "--generations", "zero"], "expected an integer"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
         (["replay", "/nonexistent/run"], "not found"),
+        (["train", "--action-noise", "-1"], "expected a finite number >= 0"),
+        (["train", "--action-noise", "nan"], "expected a finite number >= 0"),
+        (["train", "--action-noise", "0.01"], "--action-noise needs a continuous action space"),
     ],
 )
 def test_bad_options_are_one_line_errors(args, expected, tmp_path, capsys):
@@ -319,3 +322,100 @@ def test_every_subcommand_help_describes_every_option(command, capsys):
     if command is None:
         for name in ("train", "replay", "plot"):
             assert name in text
+
+
+# ------------------------------------------------- observation normalization and action noise
+def test_obs_norm_run_saves_its_stats_and_replays_with_them(tmp_path, monkeypatch, capsys):
+    """train --obs-norm --action-noise: config.json keeps both, obs_stats.msgpack holds the final
+    statistics (those of the TrainResult), the final score and replay use them."""
+    import jax
+
+    import evojax_lab as el
+    from evojax_lab import checkpoint
+
+    results = []
+    real_run = checkpoint.run_with_checkpoints
+
+    def keep_result(*args, **kw):
+        results.append(real_run(*args, **kw))
+        return results[-1]
+
+    monkeypatch.setattr(checkpoint, "run_with_checkpoints", keep_result)
+    path = tmp_path / "normed"
+    # Pendulum: action noise needs a continuous action space (CartPole's is discrete)
+    code = cli.main([
+        "train", "--task", "Pendulum-v1", "--obs-norm", "--action-noise", "0.01",
+        "--generations", "2", "--pop-size", "8", "--hidden", "8", "--episodes", "1",
+        "--eval-episodes", "1", "--final-episodes", "2", "--no-progress",
+        "--run-dir", str(path),
+    ])
+    assert code == 0
+    capsys.readouterr()
+    config = json.loads((path / "config.json").read_text())
+    assert config["obs_norm"] is True and config["action_noise"] == 0.01
+    data = (path / "obs_stats.msgpack").read_bytes()
+    stats = serialization.msgpack_restore(data)  # plain msgpack, no pickle
+    assert set(stats) == {"count", "mean", "m2"}
+    rows = _rows(path / "metrics.jsonl")
+    assert len(rows) == 2
+    assert float(stats["count"]) == rows[-1]["obs_count"] > 0
+    # obs_mean / obs_std are [obs] arrays, not logged to metrics.jsonl: compare with the result
+    assert "obs_mean" not in rows[-1]
+    (result,) = results
+    np.testing.assert_array_equal(stats["mean"], np.asarray(result.obs_stats.mean))
+    np.testing.assert_array_equal(stats["m2"], np.asarray(result.obs_stats.m2))
+    np.testing.assert_array_equal(stats["mean"], np.asarray(result.metrics["obs_mean"])[-1])
+    # the final score is the solution's with the saved statistics
+    task = el.tasks.make("Pendulum-v1")
+    policy = el.policies.for_task(task, hidden=(8,))
+    params = serialization.from_bytes(
+        policy.init(jax.random.PRNGKey(0), jax.numpy.zeros(task.observation_shape)),
+        (path / "params.msgpack").read_bytes())
+    normed = el.policies.normalization.ObsStats(stats["count"], stats["mean"], stats["m2"])
+    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(0), 10_000_019), 2)
+    returns = jax.jit(jax.vmap(lambda k: el.rollout(k, task, policy, params,
+                                                    obs_norm=normed)[0]))(keys)
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["final_mean_return"] == pytest.approx(float(returns.mean()), rel=1e-5)
+
+    assert cli.main(["replay", str(path), "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "mean return" in out and "over 2 episodes" in out
+    # a damaged or missing statistics file: a one-line error naming it
+    (path / "obs_stats.msgpack").write_bytes(data[:-3])
+    assert cli.main(["replay", str(path), "--episodes", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "obs_stats.msgpack" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    (path / "obs_stats.msgpack").unlink()
+    assert cli.main(["replay", str(path), "--episodes", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "obs_stats.msgpack not found" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--obs-norm"], "--obs-norm cannot be given with --resume"),
+        (["--action-noise", "0.01"], "--action-noise cannot be given with --resume"),
+    ],
+)
+def test_resume_refuses_obs_norm_and_action_noise(tmp_path, extra, expected, capsys):
+    assert cli.main(["train", "--resume", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("saved", [{}, {"obs_norm": True, "action_noise": 0.01}])
+def test_resume_reads_obs_norm_and_action_noise_from_config(tmp_path, saved):
+    """They come back from config.json; an older config.json without them means off."""
+    from evojax_lab.checkpoint import CHECKPOINT_NAME
+
+    config = {"task": "CartPole-v1", "strategy": "openai_es", "seed": 0, "eval_episodes": 1,
+              "chunk_size": None, "record": [], "pop_size": 8, "sigma": 0.05,
+              "learning_rate": 0.03, "generations": 2, "episodes": 1, "hidden": [8], **saved}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"")
+    args = cli.build_parser().parse_args(["train", "--resume", str(tmp_path)])
+    cli._resume(args)
+    assert args.obs_norm is saved.get("obs_norm", False)
+    assert args.action_noise == saved.get("action_noise", 0.0)

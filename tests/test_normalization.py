@@ -266,6 +266,36 @@ def test_train_obs_stats_live_in_the_carry(sequence_run):
     np.testing.assert_allclose(carry.obs_stats.mean, mean, rtol=1e-5)
 
 
+def test_train_result_returns_the_final_obs_stats():
+    """``TrainResult.obs_stats`` is the carry's statistics after the last generation (one call,
+    blocks, ``run_with_progress``) and matches the last ``obs_mean`` / ``obs_std`` rows."""
+    task = el.tasks.make("CartPole-v1", max_steps=20)
+    policy = el.policies.for_task(task, hidden=(4,))
+    key = jax.random.PRNGKey(3)
+    trainer = el.make_train(task, policy, el.strategies.openai_es(4), generations=2,
+                            eval_episodes=0, obs_norm=True)
+    result = trainer(key)
+    assert isinstance(result.obs_stats, nz.ObsStats)
+    carry, metrics = trainer.run(trainer.init(key), 2)
+    for got in (result.obs_stats, trainer.result(carry, [metrics]).obs_stats,
+                el.checkpoint.run_with_progress(trainer, key, block=2, progress=False).obs_stats):
+        for a, b in zip(got, carry.obs_stats, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert float(result.obs_stats.count) == float(result.metrics["obs_count"][-1]) > 0
+    mean, std = nz.obs_stats_mean_std(result.obs_stats)
+    np.testing.assert_array_equal(mean, result.metrics["obs_mean"][-1])
+    np.testing.assert_array_equal(std, result.metrics["obs_std"][-1])
+    # positional users of the first three fields are unaffected
+    state, metrics_, solution = result[:3]
+    assert metrics_ is result.metrics and solution is result.solution
+
+    plain = el.make_train(task, policy, el.strategies.openai_es(4), generations=2,
+                          eval_episodes=0)
+    assert plain(key).obs_stats is None
+    carry, metrics = plain.run(plain.init(key), 2)
+    assert plain.result(carry, [metrics]).obs_stats is None
+
+
 def test_obs_norm_rejects_function_tasks():
     task = el.tasks.function(lambda key, p: -jnp.sum(p["w"] ** 2))
     with pytest.raises(ValueError, match="obs_norm"):

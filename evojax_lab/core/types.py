@@ -107,8 +107,13 @@ class TrainResult(NamedTuple):
         state: the final strategy state.
         metrics: dict of per-generation arrays with a leading ``[generations]`` axis.
         solution: the strategy's solution after the last generation.
+        obs_stats: the final observation statistics (an ``evojax_lab.policies.ObsStats``, the
+            carry's ``obs_stats`` after the last generation) when the run normalizes
+            observations (``make_train(obs_norm=True)``), else ``None``. Deploy the solution
+            with them: ``rollout(..., obs_norm=result.obs_stats)``.
     """
 
     state: Any
     metrics: dict
     solution: PyTree
+    obs_stats: Any = None
