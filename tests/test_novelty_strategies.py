@@ -236,6 +236,7 @@ def test_one_generation_matches_numpy(variant, agents):
     assert float(metrics["best_fitness"]) == np.asarray(ev1.fitness).max()
     assert int(metrics["agent"]) == m1
     assert float(metrics["agent_fitness"]) == f_val1[m1]
+    np.testing.assert_array_equal(np.asarray(metrics["agent_behavior"]), b_val1[m1])
     assert float(metrics["best_agent_fitness"]) == f_val1.max()
     assert int(metrics["archive_size"]) == M + 1
     leaves_equal(c.strategy.solution(state2), row(state2.means, int(np.argmax(f_val1))))

@@ -282,6 +282,9 @@ def _novelty_es(
         metrics["max_novelty"] = jnp.max(nov)
         metrics["agent"] = m.astype(jnp.int32)
         metrics["agent_fitness"] = updated_fitness
+        # The updated agent's behavior (generation 0: the first initial agent's), e.g. to draw
+        # each agent's path through behavior space.
+        metrics["agent_behavior"] = jnp.where(later, agent_behavior[m], agent_behavior[0])
         metrics["best_agent_fitness"] = jnp.max(jnp.where(jnp.isnan(agent_fit), -jnp.inf,
                                                           agent_fit))
         metrics["archive_size"] = archive.size
@@ -385,9 +388,9 @@ _ARGS = """
     Returns:
         A :class:`~evojax_lab.Strategy` with ``validation`` (the agent evaluations) and
         ``member``. ``tell`` metrics: ``best_fitness``, ``mean_fitness``, ``num_nan`` (of the
-        perturbations), ``mean_novelty``, ``max_novelty``, ``agent``, ``agent_fitness`` (the
-        updated agent's evaluation), ``best_agent_fitness``, ``archive_size``, ``grad_norm``
-        and, for NSRA-ES, ``weight``.
+        perturbations), ``mean_novelty``, ``max_novelty``, ``agent``, ``agent_fitness`` and
+        ``agent_behavior`` (the updated agent's evaluation), ``best_agent_fitness``,
+        ``archive_size``, ``grad_norm`` and, for NSRA-ES, ``weight``.
     """
 
 ns_es = _factory("ns", "NS-ES: each agent follows the novelty gradient alone (rank(N)).")
