@@ -31,8 +31,13 @@ LABELS = {"es": "OpenAI-ES", "ns_es": "NS-ES", "nsr_es": "NSR-ES", "nsra_es": "N
 SUCCESS_DISTANCE = 10.0
 
 
-def build(cfg):
-    """(strategy, generations) for one method at the configured budget."""
+def es_family(method: str) -> bool:
+    return method in ("es", "ns_es", "nsr_es", "nsra_es")
+
+
+def build(cfg, flax_init=None):
+    """(strategy, generations) for one method at the configured budget. ``flax_init(key,
+    params)`` is the NS-ES agents' initialization when ``--es-init flax``."""
     import evojax_lab as el
 
     m, budget = cfg["method"], cfg["evaluations"]
@@ -43,7 +48,7 @@ def build(cfg):
         factory = getattr(el.strategies, m)
         agents = cfg["agents"]
         strategy = factory(p, sigma, learning_rate=lr, behavior_size=2, num_agents=agents,
-                           archive_capacity=budget // p + agents)
+                           archive_capacity=budget // p + agents, agent_init=flax_init)
         return strategy, budget // (p + agents)
     p, sigma, t = cfg["ga_pop"], cfg["ga_sigma"], cfg["ga_truncation"]
     gens = budget // p
@@ -64,14 +69,22 @@ def worker(cfg):
 
     task = el.tasks.make("hard_maze")
     policy = el.policies.for_task(task, hidden=tuple(cfg["hidden"]))
-    strategy, gens = build(cfg)
     template = policy.init(jax.random.PRNGKey(0), jnp.zeros(task.observation_shape))
     seeds = cfg["seeds"]
-    # Every method starts from the Deep GA's reference initialization, one draw per seed (the
-    # NS-ES agents draw their own). All seeds run in one program (vmapped): one compilation.
+    # One draw per seed of the Deep GA's reference initialization, or for the ES family with
+    # --es-init flax of flax's default one (the NS-ES agents draw their own, one per agent).
+    # All seeds run in one program (vmapped): one compilation.
+    flax = es_family(cfg["method"]) and cfg["es_init"] == "flax"
+    strategy, gens = build(cfg, (lambda key, params: policy.init(
+        key, jnp.zeros(task.observation_shape))) if flax else None)
+    if flax:
+        def start(key):
+            return policy.init(key, jnp.zeros(task.observation_shape))
+    else:
+        def start(key):
+            return el.genome.reference_init(key, template)
     trainer = el.make_train(task, policy, strategy, generations=gens, eval_episodes=0,
-                            params=lambda key: el.genome.reference_init(key, template),
-                            record=("fitness", "behavior"))
+                            params=start, record=("fitness", "behavior"))
     keys = jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
     start = time.perf_counter()
     result = jax.block_until_ready(jax.jit(jax.vmap(trainer))(keys))
@@ -134,6 +147,9 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
     parser.add_argument("--es-pop", type=int, default=50)
     parser.add_argument("--es-sigma", type=float, default=0.2)
+    parser.add_argument("--es-init", choices=("reference", "flax"), default="reference",
+                        help="ES-family initialization: the Deep GA's reference one (output "
+                        "kernel scale 0.025) or flax's default (LeCun normal on every layer)")
     parser.add_argument("--es-lr", type=float, default=0.05)
     parser.add_argument("--agents", type=int, default=8, help="NS-ES meta-population size")
     parser.add_argument("--ga-pop", type=int, default=200)
@@ -151,7 +167,8 @@ def main() -> None:
         print(f"{LABELS[m]} ...", flush=True)
         cfg = {"method": m, "seeds": list(range(args.seeds)), "evaluations": args.evaluations,
                "hidden": args.hidden, "es_pop": args.es_pop, "es_sigma": args.es_sigma,
-               "es_lr": args.es_lr, "agents": args.agents, "ga_pop": args.ga_pop,
+               "es_lr": args.es_lr, "es_init": args.es_init, "agents": args.agents,
+               "ga_pop": args.ga_pop,
                "ga_sigma": args.ga_sigma, "ga_truncation": args.ga_truncation,
                "archive_probability": args.archive_probability,
                "picture": str(tmp / f"{m}.npz")}
@@ -181,7 +198,8 @@ def main() -> None:
         "task": "hard_maze (400 steps, fitness = -final distance to the goal)",
         "success": f"an evaluated individual ends within {SUCCESS_DISTANCE:g} of the goal",
         "seeds": args.seeds, "episodes per run": f"{args.evaluations:,} for every method",
-        "policy": f"MLP 11-{'-'.join(map(str, args.hidden))}-2 tanh, reference init",
+        "policy": f"MLP 11-{'-'.join(map(str, args.hidden))}-2 tanh; init: GA family the "
+                  f"Deep GA's reference one, ES family {args.es_init}",
         "ES family": f"P = {args.es_pop}, sigma = {args.es_sigma}, Adam lr {args.es_lr}, "
                      f"L2 0.005, mirrored; NS-ES/NSR-ES: {args.agents} agents, k = 10, one "
                      "evaluation per agent per generation (counted)",

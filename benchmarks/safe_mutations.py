@@ -138,6 +138,9 @@ def main() -> None:
                         help="hidden layers of the maze MLPs (15 units each)")
     parser.add_argument("--no-parity", action="store_true", help="skip recurrent parity")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are first-seed ... first-seed + seeds - 1 (to add seeds to "
+                        "an earlier run)")
     parser.add_argument("--pop", type=int, default=100)
     parser.add_argument("--truncation", type=int, default=10)
     parser.add_argument("--generations", type=int, default=100,
@@ -166,7 +169,8 @@ def main() -> None:
             print(f"{name} ...", flush=True)
             gens = args.parity_generations if domain == "parity" else args.generations
             cfg = {"name": name, "domain": domain, "depth": depth, "kind": kind,
-                   "seeds": list(range(args.seeds)), "pop": args.pop,
+                   "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
+                   "pop": args.pop,
                    "truncation": args.truncation, "generations": gens,
                    "magnitude": args.magnitude, "plain_sigma": args.plain_sigma,
                    "r_magnitude": args.r_magnitude,
@@ -201,7 +205,7 @@ def main() -> None:
                 "the goal",
         "parity": "Recurrent(rnn, 2 x 15 tanh) -> 2 logits at the last step, fitness -NLL; "
                   "solved = final elite 100% accurate",
-        "seeds": args.seeds,
+        "seeds": f"{args.seeds} ({args.first_seed} to {args.first_seed + args.seeds - 1})",
     }
     notes = [f"Picture: [{args.picture.name}]({args.picture.name})."]
     C.save_section(args, TITLE, start, settings, table, (), notes)
