@@ -75,16 +75,15 @@ def worker(cfg):
     # --es-init flax of flax's default one (the NS-ES agents draw their own, one per agent).
     # All seeds run in one program (vmapped): one compilation.
     flax = es_family(cfg["method"]) and cfg["es_init"] == "flax"
-    strategy, gens = build(cfg, (lambda key, params: policy.init(
-        key, jnp.zeros(task.observation_shape))) if flax else None)
-    if flax:
-        def start(key):
+
+    def initial_params(key):
+        if flax:
             return policy.init(key, jnp.zeros(task.observation_shape))
-    else:
-        def start(key):
-            return el.genome.reference_init(key, template)
+        return el.genome.reference_init(key, template)
+
+    strategy, gens = build(cfg, (lambda key, params: initial_params(key)) if flax else None)
     trainer = el.make_train(task, policy, strategy, generations=gens, eval_episodes=0,
-                            params=start, record=("fitness", "behavior"))
+                            params=initial_params, record=("fitness", "behavior"))
     keys = jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
     start = time.perf_counter()
     result = jax.block_until_ready(jax.jit(jax.vmap(trainer))(keys))
