@@ -15,6 +15,7 @@ position of every evaluated individual of one seed per method over the walls
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -125,12 +126,32 @@ def main():
     parser.add_argument("--max-steps", type=int, default=250)
     parser.add_argument("--backend", default="spring")
     parser.add_argument("--png", type=Path, default=C.HERE / "ant_trap.png")
+    parser.add_argument("--out-json", type=Path, default=None,
+                        help="also write every run's results here as they finish (so a long "
+                             "run split over several invocations loses nothing)")
+    parser.add_argument("--load", type=Path, nargs="+", default=None,
+                        help="run nothing: build the table and picture from --out-json files "
+                             "(settings are taken from the command line: pass the same ones)")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.episodes, args.pop, args.max_steps, args.agents = 1, 24, 4, 20, 2
         args.hidden = [4]
     start = C.started()
-    results = {m: run_method(m, args) for m in args.methods}
+    runs_started = {}
+    if args.load:
+        results = {}
+        for path in args.load:
+            saved = json.loads(path.read_text())
+            runs_started.update(saved.pop("_started", {}))
+            results.update(saved)
+        results = {m: results[m] for m in METHODS if m in results}
+    else:
+        results = {}
+        for m in args.methods:
+            runs_started[m] = f"{C.started()['date']} (load {C.load_average()})"
+            results[m] = run_method(m, args)
+            if args.out_json:
+                args.out_json.write_text(json.dumps({**results, "_started": runs_started}))
     if not args.quick:
         plot(args.png, results)
     rows = []
@@ -152,6 +173,11 @@ def main():
              f"{args.png.name} (seed 0 of each method).",
              "Minutes per seed include the compilation for seed 0 (one compilation per "
              "method)."]
+    if args.load:
+        notes.append("Assembled with --load from runs made by separate invocations (the date "
+                     "and duration above are the assembly's); each method's runs started at: "
+                     + "; ".join(f"{LABELS[m]} {when}" for m, when in runs_started.items()
+                                 if m in results) + ".")
     C.save_section(
         args, "Ant U-trap: OpenAI-ES vs NSR-ES vs NSRA-ES, CPU budget (issue 8)", start,
         {"episodes per seed": args.episodes, "P": args.pop, "agents (NS)": args.agents,

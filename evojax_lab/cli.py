@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         "return.",
     )
     r.add_argument("run", help="run folder written by `evojax-lab train`, or a .genome file "
-                   "(Deep GA / random search elite)")
+                   "(Deep GA / random search elite; the genome of an --obs-norm run is "
+                   "played with the obs_stats.msgpack beside it)")
     r.add_argument("--hidden", type=_hidden,
                    help="hidden widths of the policy (default: from the run or genome)")
     r.add_argument("--task", help="task to play on (default: the run's task)")
@@ -503,7 +504,8 @@ def cmd_train(args) -> int:
         genome = to_host(el.strategies.elite_genome(result.state))
         num_params = el.tree.num_params(solution_host)
         data = el.genome.to_bytes(genome, num_params=num_params, metadata={
-            "task": args.task, "strategy": args.strategy, "hidden": list(s["hidden"])})
+            "task": args.task, "strategy": args.strategy, "hidden": list(s["hidden"]),
+            "obs_norm": bool(args.obs_norm)})
         (run_dir / "elite.genome").write_bytes(data)
         genome_note = (f" | elite genome {len(data)} B vs {4 * num_params} B of weights "
                        f"({4 * num_params / len(data):.0f}x smaller)")
@@ -571,6 +573,8 @@ def cmd_replay(args) -> int:
             params = el.genome.decode(data, template)
         except ValueError as err:
             raise CLIError(f"{run}: {err}") from None
+        if meta.get("obs_norm"):  # the statistics were saved beside the genome
+            obs_stats = _load_obs_stats(el, run.parent / OBS_STATS_NAME, task)
         print(f"{run}: {el.genome.info(data)['num_mutations']} mutations, {len(data)} bytes")
     else:
         config_path, params_path = run / "config.json", run / "params.msgpack"

@@ -140,6 +140,28 @@ def test_deep_ga_writes_a_genome_that_replays(tmp_path, capsys):
     assert "bad.genome" in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+def test_genome_of_an_obs_norm_run_replays_with_the_saved_statistics(tmp_path, capsys):
+    run = tmp_path / "ga_normed"
+    code = cli.main([
+        "train", "--strategy", "deep_ga", "--obs-norm", "--generations", "2", "--pop-size", "8",
+        "--truncation", "2", "--validation-episodes", "1", "--hidden", "4",
+        "--eval-episodes", "0", "--final-episodes", "3", "--run-dir", str(run), "--no-progress",
+    ])
+    assert code == 0
+    capsys.readouterr()
+    # the genome plays exactly like the run folder (params + obs_stats.msgpack)
+    assert cli.main(["replay", str(run / "elite.genome"), "--episodes", "3"]) == 0
+    from_genome = capsys.readouterr().out.strip().splitlines()[-1]
+    assert cli.main(["replay", str(run), "--episodes", "3"]) == 0
+    from_folder = capsys.readouterr().out.strip().splitlines()[-1]
+    assert from_genome == from_folder and "over 3 episodes" in from_genome
+    # without the statistics beside it, the genome is refused with a one-line error
+    (run / "obs_stats.msgpack").unlink()
+    assert cli.main(["replay", str(run / "elite.genome")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "obs_stats.msgpack not found" in err and len(err.splitlines()) == 1, err
+
+
 def test_option_of_another_strategy_is_refused(tmp_path, capsys):
     code = cli.main(["train", "--truncation", "3", "--run-dir", str(tmp_path / "x")])
     assert code == 2
