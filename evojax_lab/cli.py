@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="evojax-lab",
         description="JAX-accelerated neuroevolution: train (checkpointed, resumable), replay "
-        "a solution, plot a run folder. `evojax-lab COMMAND --help` describes each command.",
+        "a solution, plot a run folder, bench a strategy on this machine. "
+        "`evojax-lab COMMAND --help` describes each command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
                                 help="what to do; `evojax-lab COMMAND --help` lists its options")
@@ -230,6 +231,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     _device_options(r, multihost=False)
 
+    b = sub.add_parser(
+        "bench",
+        help="time a strategy's generations on a task on this machine's devices",
+        description="Compile one jitted run of --generations generations (default 10) of a "
+        "strategy on a task, then time --reps calls of it: prints the devices, the compile "
+        "time, seconds per generation (median) and environment steps per second. Settings not "
+        "given come from the task's preset, like train. Nothing is written. Side-by-side "
+        "comparisons with other libraries are the scripts in benchmarks/.",
+    )
+    b.add_argument("--task", default="CartPole-v1", help="task name (default: CartPole-v1)")
+    b.add_argument("--strategy", default="openai_es", choices=STRATEGIES,
+                   help="strategy (default: openai_es)")
+    b.add_argument("--generations", type=_positive_int, default=10,
+                   help="generations per timed call (default: 10)")
+    b.add_argument("--reps", type=_positive_int, default=3,
+                   help="timed calls after the compiling one (default: 3)")
+    b.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    b.add_argument("--pop-size", type=_positive_int, help="population size (even for ES)")
+    b.add_argument("--episodes", type=_positive_int, help="episodes per member per generation")
+    b.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 32,32")
+    b.add_argument("--chunk-size", type=_positive_int,
+                   help="evaluate the population this many members at a time (bounded memory)")
+    b.add_argument("--obs-norm", action="store_true", help="normalize observations (as train)")
+    b.add_argument("--json", action="store_true", help="print one JSON object instead")
+    _device_options(b)
+
     pl = sub.add_parser(
         "plot",
         help="draw the pictures of a run folder",
@@ -294,7 +321,7 @@ def _settings(args) -> dict:
     settings = dict(DEFAULTS[args.strategy])
     settings.update(PRESETS.get((args.task, args.strategy), {}))
     for name in _OPTION_NAMES:
-        value = getattr(args, name)
+        value = getattr(args, name, None)  # bench has only some of train's options
         if value is not None:
             if name not in settings:
                 raise CLIError(f"--{name.replace('_', '-')} does not apply to {args.strategy}")
@@ -538,6 +565,67 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import statistics
+    import time
+
+    s = _settings(args)
+    s["generations"] = args.generations
+    import jax
+    import numpy as np
+
+    import evojax_lab as el
+
+    try:
+        task = el.tasks.make(args.task)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    policy = el.policies.for_task(task, hidden=s["hidden"])
+    try:
+        strategy = _strategy(args.strategy, s, args)
+        trainer = el.make_train(task, policy, strategy, generations=s["generations"],
+                                episodes=s["episodes"], eval_episodes=0,
+                                chunk_size=args.chunk_size, obs_norm=args.obs_norm)
+    except (ValueError, TypeError) as err:
+        raise CLIError(str(err)) from None
+    key = jax.random.PRNGKey(args.seed)
+    start = time.perf_counter()
+    result = jax.block_until_ready(trainer(key))  # traces and compiles
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(args.reps):
+        start = time.perf_counter()
+        result = jax.block_until_ready(trainer(key))
+        times.append(time.perf_counter() - start)
+    call = statistics.median(times)
+    steps = float(np.asarray(result.metrics["steps"])[-1])
+    devices = jax.devices()
+    report = {
+        "task": args.task, "strategy": args.strategy, "pop_size": s["pop_size"],
+        "episodes": s["episodes"], "hidden": list(s["hidden"]),
+        "generations": s["generations"], "reps": args.reps,
+        "devices": len(devices), "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind, "processes": jax.process_count(),
+        "compile_s": max(first - call, 0.0), "first_call_s": first,
+        "seconds_per_generation": call / s["generations"],
+        "env_steps_per_s": steps / call, "env_steps_per_call": steps,
+        "traces": trainer.num_traces,
+    }
+    if jax.process_index() != 0:
+        return 0
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{args.task} {args.strategy}: P = {s['pop_size']}, {s['episodes']} episode(s), "
+          f"MLP {'-'.join(map(str, s['hidden']))} on {len(devices)} {devices[0].platform} "
+          f"device(s) ({devices[0].device_kind})")
+    print(f"  compile ~{report['compile_s']:.1f} s (first call {first:.1f} s) | "
+          f"{report['seconds_per_generation'] * 1e3:.2f} ms per generation (median of "
+          f"{args.reps} calls of {s['generations']}) | "
+          f"{report['env_steps_per_s']:,.0f} env steps/s | traced {trainer.num_traces}x")
+    return 0
+
+
 def cmd_plot(args) -> int:
     from evojax_lab.plots import plot_run
 
@@ -648,6 +736,8 @@ def main(argv=None) -> int:
             return cmd_train(args)
         if args.command == "replay":
             return cmd_replay(args)
+        if args.command == "bench":
+            return cmd_bench(args)
         if args.command == "plot":
             return cmd_plot(args)
     except CLIError as err:

@@ -162,6 +162,26 @@ def test_genome_of_an_obs_norm_run_replays_with_the_saved_statistics(tmp_path, c
     assert "obs_stats.msgpack not found" in err and len(err.splitlines()) == 1, err
 
 
+def test_bench_times_a_compiled_run_without_recompiling(capsys):
+    """bench: one compile, --reps timed calls of the same program; the step count is the
+    Hard Maze's fixed 400 steps x P members x G generations (no solution scoring)."""
+    import jax
+
+    code = cli.main(["bench", "--task", "hard_maze", "--pop-size", "4", "--hidden", "4",
+                     "--generations", "2", "--reps", "2", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["env_steps_per_call"] == 2 * 4 * 400
+    assert report["traces"] == 1  # the timed calls reuse the compiled run
+    assert report["devices"] == jax.device_count() and report["generations"] == 2
+    assert report["seconds_per_generation"] > 0 and report["compile_s"] >= 0
+    assert report["env_steps_per_s"] == pytest.approx(
+        report["env_steps_per_call"] / (2 * report["seconds_per_generation"]))
+    assert cli.main(["bench", "--task", "no_such_task"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown task 'no_such_task'" in err and len(err.splitlines()) == 1
+
+
 def test_option_of_another_strategy_is_refused(tmp_path, capsys):
     code = cli.main(["train", "--truncation", "3", "--run-dir", str(tmp_path / "x")])
     assert code == 2
@@ -326,7 +346,7 @@ def test_tensorboard_without_tensorboardx_is_a_one_line_error(tmp_path, monkeypa
     assert "pip install 'evojax_lab[tensorboard]'" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("command", [None, "train", "replay", "plot"])
+@pytest.mark.parametrize("command", [None, "train", "replay", "plot", "bench"])
 def test_every_subcommand_help_describes_every_option(command, capsys):
     parser = cli.build_parser()
     sub = parser if command is None else \
@@ -342,7 +362,7 @@ def test_every_subcommand_help_describes_every_option(command, capsys):
         if not action.option_strings and action.dest != "command":  # positionals
             assert action.dest in text
     if command is None:
-        for name in ("train", "replay", "plot"):
+        for name in ("train", "replay", "plot", "bench"):
             assert name in text
 
 
