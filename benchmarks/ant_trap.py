@@ -57,7 +57,7 @@ def run_method(method, args):
     trainer = el.make_train(task, policy, strategy, generations=gens, eval_episodes=1,
                             obs_norm=True, record=("behavior", "fitness"), mesh=None)
     out = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         result = trainer(jax.random.PRNGKey(seed))
         m = jax.tree.map(np.asarray, result.metrics)
@@ -74,7 +74,7 @@ def run_method(method, args):
             "best_xy": xy.reshape(-1, 2)[np.nanargmax(final_x.reshape(-1))].tolist(),
             "final_mean_x": float(np.nanmean(last[:, 0])),
             "solution_fitness": float(m["solution_fitness"][-1]),
-            "xy": xy.reshape(-1, 2).tolist() if seed == 0 else None,
+            "xy": xy.reshape(-1, 2).tolist() if seed == args.first_seed else None,
         })
         print(f"{method} seed {seed}: {gens} gens, {wall:.0f} s, best x {best:.2f}, "
               f"last-gen mean x {out[-1]['final_mean_x']:.2f}, escaped {out[-1]['escaped_any']}",
@@ -92,7 +92,10 @@ def plot(path, results):
 
     from evojax_lab.tasks.brax_tasks import ANT_TRAP_WALLS
 
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.6), squeeze=False)
+    drawn = np.concatenate([np.asarray(runs[0]["xy"]) for runs in results.values()])
+    x_extent = max(9.0, float(np.nanmax(np.abs(drawn[:, 0]))) + 1)  # same scale in every panel
+    y_extent = max(6.0, float(np.nanmax(np.abs(drawn[:, 1]))) + 1)
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 5.8), squeeze=False)
     for ax, (method, runs) in zip(axes[0], results.items(), strict=True):
         xy = np.asarray(runs[0]["xy"])
         g = np.repeat(np.arange(len(xy)), 1)
@@ -103,9 +106,10 @@ def plot(path, results):
         ax.plot([0], [0], "k*", ms=10)
         ax.axvline(ESCAPE_X, color="gray", ls="--", lw=1)
         escaped = sum(r["escaped_any"] for r in runs)
-        ax.set_title(f"{LABELS[method]} (seed 0); escaped {escaped}/{len(runs)} seeds")
-        ax.set_xlim(-4, 9)
-        ax.set_ylim(-6, 6)
+        ax.set_title(f"{LABELS[method]} (seed {runs[0]['seed']}); "
+                     f"escaped {escaped}/{len(runs)} seeds")
+        ax.set_xlim(-x_extent, x_extent)
+        ax.set_ylim(-y_extent, y_extent)
         ax.set_aspect("equal")
         ax.set_xlabel("final torso x")
         ax.set_ylabel("final torso y")
@@ -120,6 +124,9 @@ def main():
     parser = C.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are first-seed, first-seed + 1, ... (the picture draws the "
+                             "first)")
     parser.add_argument("--episodes", type=int, default=1280,
                         help="episodes per seed and method (the budget)")
     parser.add_argument("--pop", type=int, default=32)
