@@ -11,9 +11,10 @@ final torso (x, y).
 
 Every method gets the same number of episodes per seed (the novelty agents' evaluations count),
 the same policy (MLP 32-32 tanh), observation normalization and sigma. The script prints and
-appends a table (escapes per method, best final x) to benchmarks/RESULTS.md and draws the final
-position of every evaluated individual of one seed per method over the walls
-(benchmarks/ant_trap.png).
+appends a table (escapes per method, best final x, where each run's solution ends) to
+benchmarks/RESULTS.md and draws the final position of every evaluated individual of one seed per
+method over the walls, with the solution's (benchmarks/ant_trap.png). A method's seeds run in
+one vmapped program (one compilation).
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ def build(method, args):
 
 
 def run_method(method, args):
+    """All seeds of one method in one vmapped program (one compilation); per seed, the final
+    positions of every evaluated ant and of the run's solution (the ES mean, the novelty
+    variants' fittest agent) played once more after training with the run's observation
+    statistics, plus the novelty agents' last evaluated positions."""
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
     import evojax_lab as el
@@ -56,29 +62,47 @@ def run_method(method, args):
     strategy, gens = build(method, args)
     trainer = el.make_train(task, policy, strategy, generations=gens, eval_episodes=1,
                             obs_norm=True, record=("behavior", "fitness"), mesh=None)
+
+    def run(key):
+        result = trainer(key)
+        _, _, solution_xy = el.rollout(
+            jax.random.fold_in(key, 1), task, policy, result.solution,
+            obs_norm=result.obs_stats)
+        agents_xy = getattr(result.state, "behaviors", solution_xy[None])
+        return result.metrics, solution_xy, agents_xy
+
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    keys = jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
+    t0 = time.perf_counter()
+    metrics, solution_xy, agents_xy = jax.block_until_ready(jax.jit(jax.vmap(run))(keys))
+    wall = time.perf_counter() - t0
+    metrics = jax.tree.map(np.asarray, metrics)
+    solution_xy, agents_xy = np.asarray(solution_xy), np.asarray(agents_xy)
     out = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        t0 = time.perf_counter()
-        result = trainer(jax.random.PRNGKey(seed))
-        m = jax.tree.map(np.asarray, result.metrics)
-        wall = time.perf_counter() - t0
-        xy = m["population_behavior"]  # [G, P, 2]
+    for i, seed in enumerate(seeds):
+        xy = metrics["population_behavior"][i]  # [G, P, 2]
         final_x = xy[..., 0]
         best = float(np.nanmax(final_x))
         last = xy[-1]
         out.append({
-            "seed": seed, "generations": gens, "wall_s": wall,
-            "steps": float(m["steps"][-1]),
+            "seed": seed, "generations": gens, "wall_s": wall / len(seeds),
+            "steps": float(metrics["steps"][i][-1]),
             "best_x": best, "escaped_any": bool(best > ESCAPE_X),
             "last_gen_best_x": float(np.nanmax(last[:, 0])),
             "best_xy": xy.reshape(-1, 2)[np.nanargmax(final_x.reshape(-1))].tolist(),
             "final_mean_x": float(np.nanmean(last[:, 0])),
-            "solution_fitness": float(m["solution_fitness"][-1]),
-            "xy": xy.reshape(-1, 2).tolist() if seed == args.first_seed else None,
+            "solution_fitness": float(metrics["solution_fitness"][i][-1]),
+            "solution_xy": solution_xy[i].tolist(),
+            "solution_escaped": bool(solution_xy[i][0] > ESCAPE_X),
+            "agents_xy": agents_xy[i].tolist(),
+            "xy": xy.reshape(-1, 2).tolist() if i == 0 else None,
         })
-        print(f"{method} seed {seed}: {gens} gens, {wall:.0f} s, best x {best:.2f}, "
-              f"last-gen mean x {out[-1]['final_mean_x']:.2f}, escaped {out[-1]['escaped_any']}",
-              flush=True)
+        r = out[-1]
+        print(f"{method} seed {seed}: {gens} gens, best x {best:.2f}, solution ends at "
+              f"({r['solution_xy'][0]:.2f}, {r['solution_xy'][1]:.2f}), escaped (any ant) "
+              f"{r['escaped_any']}, solution escaped {r['solution_escaped']}", flush=True)
+    print(f"{method}: {len(seeds)} seeds in {wall / 60:.1f} min (one vmapped program)",
+          flush=True)
     return out
 
 
@@ -104,6 +128,11 @@ def plot(path, results):
             (cx, cy, _), (hx, hy, _) = wall.center, wall.half_size
             ax.add_patch(Rectangle((cx - hx, cy - hy), 2 * hx, 2 * hy, color="firebrick"))
         ax.plot([0], [0], "k*", ms=10)
+        if "solution_xy" in runs[0]:
+            sx, sy = runs[0]["solution_xy"]
+            ax.plot([sx], [sy], "o", mfc="none", mec="black", ms=12, mew=2,
+                    label="solution after training")
+            ax.legend(loc="lower left", fontsize=8)
         ax.axvline(ESCAPE_X, color="gray", ls="--", lw=1)
         escaped = sum(r["escaped_any"] for r in runs)
         ax.set_title(f"{LABELS[method]} (seed {runs[0]['seed']}); "
@@ -127,9 +156,10 @@ def main():
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds are first-seed, first-seed + 1, ... (the picture draws the "
                              "first)")
-    parser.add_argument("--episodes", type=int, default=1280,
-                        help="episodes per seed and method (the budget)")
-    parser.add_argument("--pop", type=int, default=32)
+    parser.add_argument("--episodes", type=int, default=12_800,
+                        help="episodes per seed and method (the budget; default 12,800: about "
+                             "200 generations, 22 min per method for 3 seeds on 2 CPU cores)")
+    parser.add_argument("--pop", type=int, default=64)
     parser.add_argument("--agents", type=int, default=3)
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--sigma", type=float, default=0.02)
@@ -174,6 +204,10 @@ def main():
         rows.append([
             LABELS[m], runs[0]["generations"],
             f"{sum(r['escaped_any'] for r in runs)}/{len(runs)}",
+            (f"{sum(r['solution_escaped'] for r in runs)}/{len(runs)}"
+             if all("solution_escaped" in r for r in runs) else "-"),
+            ", ".join(f"({r['solution_xy'][0]:.2f}, {r['solution_xy'][1]:.2f})"
+                      if "solution_xy" in r else "-" for r in runs),
             ", ".join(f"{r['last_gen_best_x']:.2f}" if "last_gen_best_x" in r else "-"
                       for r in runs),
             ", ".join(f"({r['best_xy'][0]:.2f}, {r['best_xy'][1]:.2f})" if "best_xy" in r
@@ -183,6 +217,7 @@ def main():
         ])
     table = C.markdown_table(
         ["method", "generations", f"escaped (an ant ended at x > {ESCAPE_X})",
+         "solution escaped", "solution's final (x, y) per seed",
          "best final x in the last generation per seed",
          "best final x per seed (with y where recorded)", "last-gen mean final x per seed",
          "minutes per seed"],
@@ -192,8 +227,12 @@ def main():
              "be pushed through the wall by up to a foot's reach (1.1 m), to x ~ 6.0; beyond "
              f"{ESCAPE_X} only an ant that went around the U ends. Picture: "
              f"{args.png.name} (seed 0 of each method).",
-             "Minutes per seed include the compilation for seed 0 (one compilation per "
-             "method)."]
+             "The solution is the run's deployed policy after training (the ES mean; the "
+             "novelty variants' agent with the best last evaluation), played once more with "
+             "the run's observation statistics; it ends past the wall only if that agent is "
+             "one that went around.",
+             "Minutes per seed: a method's wall time over its seeds (one vmapped program, "
+             "compilation included) divided by the number of seeds."]
     if args.load:
         notes.append("Assembled with --load from runs made by separate invocations (the date "
                      "and duration above are the assembly's); each method's runs started at: "
