@@ -48,7 +48,8 @@ def build(cfg, flax_init=None):
         factory = getattr(el.strategies, m)
         agents = cfg["agents"]
         strategy = factory(p, sigma, learning_rate=lr, behavior_size=2, num_agents=agents,
-                           archive_capacity=budget // p + agents, agent_init=flax_init)
+                           k=cfg.get("k", 10), archive_capacity=budget // p + agents,
+                           agent_init=flax_init)
         return strategy, budget // (p + agents)
     p, sigma, t = cfg["ga_pop"], cfg["ga_sigma"], cfg["ga_truncation"]
     gens = budget // p

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
-SUCCESS_DISTANCE = 10.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hard_maze import SUCCESS_DISTANCE, build  # noqa: E402
 
 
 def run(args) -> dict:
@@ -39,15 +42,9 @@ def run(args) -> dict:
             return policy.init(key, jnp.zeros(task.observation_shape))
         return el.genome.reference_init(key, template)
 
-    if args.method == "es":
-        strategy = el.strategies.openai_es(args.pop, args.sigma, learning_rate=args.lr)
-        gens = args.evaluations // args.pop
-    else:
-        gens = args.evaluations // (args.pop + args.agents)
-        strategy = getattr(el.strategies, args.method)(
-            args.pop, args.sigma, learning_rate=args.lr, behavior_size=2,
-            num_agents=args.agents, k=args.k, archive_capacity=gens + args.agents,
-            agent_init=lambda key, params: initial(key))
+    cfg = {"method": args.method, "evaluations": args.evaluations, "es_pop": args.pop,
+           "es_sigma": args.sigma, "es_lr": args.lr, "agents": args.agents, "k": args.k}
+    strategy, gens = build(cfg, lambda key, params: initial(key))
     trainer = el.make_train(task, policy, strategy, generations=gens, eval_episodes=0,
                             params=initial, record=("fitness", "behavior"), mesh=None)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in args.seeds])
