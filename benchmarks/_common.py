@@ -277,6 +277,18 @@ def meets(value: float, target: str) -> bool:
     raise ValueError(f"cannot read target {target!r}")
 
 
+# -- budgets ----------------------------------------------------------------------------------
+def novelty_es_generations(episodes: int, pop_size: int, agents: int) -> int:
+    """Generations of an NS-ES-family run that fit in ``episodes`` episodes (one per episode
+    of every member and agent evaluation).
+
+    ``tell`` evaluates the ``agents`` initial agents once, at generation 0 (they seed the
+    archive), and then the one updated agent every generation: ``G`` generations cost
+    ``agents + G * (pop_size + 1)`` episodes.
+    """
+    return max((int(episodes) - int(agents)) // (int(pop_size) + 1), 0)
+
+
 # -- CartPole set-up shared by cartpole_es.py, scaling.py and compile_time.py -----------------
 CARTPOLE_HIDDEN = (32, 32)
 

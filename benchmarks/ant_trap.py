@@ -39,7 +39,8 @@ def build(method, args):
     if method == "es":
         return el.strategies.openai_es(args.pop, args.sigma, learning_rate=args.lr), \
             budget // args.pop
-    gens = budget // (args.pop + args.agents)
+    # The agents' evaluations count: M at generation 0, then one per generation.
+    gens = C.novelty_es_generations(budget, args.pop, args.agents)
     factory = getattr(el.strategies, method)
     return factory(args.pop, args.sigma, learning_rate=args.lr, behavior_size=2,
                    num_agents=args.agents, archive_capacity=gens + args.agents,

@@ -45,6 +45,8 @@ def worker(cfg: dict) -> None:
     import jax.numpy as jnp
     import numpy as np
 
+    from evojax_lab.core.compiles import count_compilations
+
     p, g, max_steps = cfg["pop_size"], cfg["generations"], cfg["max_steps"]
     params0 = C.cartpole_params(cfg["start"])
     if cfg["impl"] == "evojax_lab":
@@ -55,13 +57,16 @@ def worker(cfg: dict) -> None:
                                 eval_episodes=0, mesh="auto" if cfg["mesh"] else None)
         devices = 1 if trainer.mesh is None else trainer.mesh.size
         carry = trainer.init(jax.random.PRNGKey(1))
+        traces = [0]
 
         def step(carry):
-            new, metrics = trainer.run(carry, g)
+            with count_compilations() as seen:  # JAX's trace events of the run call alone
+                new, metrics = trainer.run(carry, g)
+            traces[0] += seen.traces
             # steps actually taken (the library's counter) and the sum of returns
             return new, new.steps - carry.steps, jnp.sum(metrics["mean_fitness"]) * p
 
-        num_traces = lambda: trainer.num_traces
+        num_traces = lambda: traces[0]
     else:
         import optax
         from evosax.algorithms import Open_ES

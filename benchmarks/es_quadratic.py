@@ -43,6 +43,7 @@ def worker(cfg: dict) -> None:
 
     if cfg["impl"] == "evojax_lab":
         import evojax_lab as el
+        from evojax_lab.core.compiles import count_compilations
 
         strategy = el.strategies.openai_es(
             p, sigma=sigma, learning_rate=lr, weight_decay=0.0,
@@ -55,10 +56,12 @@ def worker(cfg: dict) -> None:
         carry = trainer.init(jax.random.PRNGKey(1))
         jax.block_until_ready(carry)
         devices = 1 if trainer.mesh is None else trainer.mesh.size
-        traces = None
+        traces = [0]
 
         def step(carry):
-            carry, metrics = trainer.run(carry, g)
+            with count_compilations() as seen:  # JAX's trace events of the run call alone
+                carry, metrics = trainer.run(carry, g)
+            traces[0] += seen.traces
             return carry, metrics["mean_fitness"][-1]
     else:
         import optax
@@ -110,7 +113,7 @@ def worker(cfg: dict) -> None:
         "impl": cfg["impl"], "devices": devices, "first_call_s": first,
         "gen_s": float(np.median(times)) / g, "gen_s_all": [t / g for t in times],
         "mean_fitness": float(out["fitness"]),
-        "traces": trainer.num_traces if traces is None else traces[0],
+        "traces": traces[0],
     })
 
 

@@ -47,10 +47,12 @@ def build(cfg, flax_init=None):
             return el.strategies.openai_es(p, sigma, learning_rate=lr), budget // p
         factory = getattr(el.strategies, m)
         agents = cfg["agents"]
+        # The agents' evaluations count: M at generation 0, then one per generation.
+        gens = C.novelty_es_generations(budget, p, agents)
         strategy = factory(p, sigma, learning_rate=lr, behavior_size=2, num_agents=agents,
-                           k=cfg.get("k", 10), archive_capacity=budget // p + agents,
+                           k=cfg.get("k", 10), archive_capacity=gens + agents,
                            agent_init=flax_init)
-        return strategy, budget // (p + agents)
+        return strategy, gens
     p, sigma, t = cfg["ga_pop"], cfg["ga_sigma"], cfg["ga_truncation"]
     gens = budget // p
     if m == "ga":
@@ -80,11 +82,13 @@ def worker(cfg):
     def initial_params(key):
         if flax:
             return policy.init(key, jnp.zeros(task.observation_shape))
-        return el.genome.reference_init(key, template)
+        return el.policies.reference_init(key, template)
 
     strategy, gens = build(cfg, (lambda key, params: initial_params(key)) if flax else None)
+    # mesh=None: the seeds are vmapped in one program on one device (a trainer sharded over the
+    # host devices cannot run inside jax.vmap; the seeds run side by side instead).
     trainer = el.make_train(task, policy, strategy, generations=gens, eval_episodes=0,
-                            params=initial_params, record=("fitness", "behavior"))
+                            params=initial_params, record=("fitness", "behavior"), mesh=None)
     keys = jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
     start = time.perf_counter()
     result = jax.block_until_ready(jax.jit(jax.vmap(trainer))(keys))
@@ -201,8 +205,9 @@ def main() -> None:
         "policy": f"MLP 11-{'-'.join(map(str, args.hidden))}-2 tanh; init: GA family the "
                   f"Deep GA's reference one, ES family {args.es_init}",
         "ES family": f"P = {args.es_pop}, sigma = {args.es_sigma}, Adam lr {args.es_lr}, "
-                     f"L2 0.005, mirrored; NS-ES/NSR-ES: {args.agents} agents, k = 10, one "
-                     "evaluation per agent per generation (counted)",
+                     f"L2 0.005, mirrored; NS-ES/NSR-ES: {args.agents} agents, k = 10, the "
+                     f"{args.agents} initial agents evaluated at generation 0 and the updated "
+                     "agent once per generation (counted)",
         "GA family": f"P = {args.ga_pop}, sigma = {args.ga_sigma}, T = {args.ga_truncation}, "
                      f"1 elite, no re-evaluation (deterministic task); GA-NS: k = 10 over "
                      f"archive + generation, archive add probability {args.archive_probability}",

@@ -40,7 +40,7 @@ def run(args) -> dict:
     def initial(key):
         if args.init == "flax":
             return policy.init(key, jnp.zeros(task.observation_shape))
-        return el.genome.reference_init(key, template)
+        return el.policies.reference_init(key, template)
 
     cfg = {"method": args.method, "evaluations": args.evaluations, "es_pop": args.pop,
            "es_sigma": args.sigma, "es_lr": args.lr, "agents": args.agents, "k": args.k}
@@ -80,7 +80,11 @@ def main() -> None:
                         help="episodes per run, agent evaluations included")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--row", action="store_true", help="also print a sweep-table row")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny smoke version (P 20, 2 agents, 1,000 episodes, seeds 0 1)")
     args = parser.parse_args()
+    if args.quick:
+        args.pop, args.agents, args.evaluations, args.seeds = 20, 2, 1_000, [0, 1]
     out = run(args)
     print(json.dumps(out), flush=True)
     if args.row:

@@ -6,8 +6,9 @@ each mutation operator —
 
 * ``plain``: ``w' = w + m * eps``;
 * ``sum`` / ``abs`` / ``so``: SM-G-SUM / SM-G-ABS / SM-G-SO, ``delta = m * eps / s`` with the
-  sensitivity ``s`` measured on the parent's own experiences (100 observations sampled from its
-  last rollout, recorded by the evaluator) — floors 0.01 and clip ±0.2;
+  sensitivity ``s`` measured on the parent's own experiences (100 observations sampled from one
+  extra rollout of each new parent, which the GA's ``tell`` runs through ``evaluate(...,
+  experiences=100)``: ``T`` episodes per generation on the maze) — floors 0.01 and clip ±0.2;
 * ``r``: SM-R, ``w + x * eps`` with ``x`` chosen so that the mean squared output divergence on
   the experiences equals ``m``.
 
@@ -197,11 +198,13 @@ def main() -> None:
          "evaluations per run", "minutes (all seeds)"], rows)
     settings = {
         "search": f"truncation Deep GA, P = {args.pop}, T = {args.truncation}, 1 elite, no "
-                  "re-evaluation (deterministic tasks), equal evaluations for every operator",
+                  "re-evaluation (deterministic tasks), equal population evaluations for every "
+                  "operator",
         "magnitudes": f"plain sigma = {args.plain_sigma}; SM-G-* m = {args.magnitude} (floor "
                       f"0.01, clip 0.2); SM-R target divergence {args.r_magnitude}",
-        "experiences": f"{args.experiences} observations sampled from the parent's last "
-                       "rollout (maze); the 16 sequences (parity)",
+        "experiences": f"{args.experiences} observations sampled from one extra rollout of "
+                       f"each new parent (maze: {args.truncation} episodes per generation, not "
+                       "in the evaluations column); the 16 sequences (parity)",
         "maze": "breadcrumb_hard_maze (400 maze steps, action repeat 3), MLP 11-(15 x depth)-2 "
                 "ReLU, reference init; solved = an evaluated individual ends within 10 of "
                 "the goal",

@@ -43,7 +43,7 @@ def worker(cfg: dict) -> None:
     devices = 1 if mesh is None else mesh.size
     chunk = None if cfg["chunk"] == "auto" else p
     with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
-        population = jax.jit(lambda k, s: constrain_population(strategy.ask(k, s)))(
+        population = jax.jit(lambda k, s: constrain_population(strategy.ask(k, s)[0]))(
             jax.random.PRNGKey(1), state)
         evaluate = jax.jit(lambda k, pop: el.evaluate(k, task, policy, pop, chunk_size=chunk))
         key = jax.random.PRNGKey(2)

@@ -3,19 +3,19 @@
 import evojax_lab.analysis as analysis
 from evojax_lab import checkpoint, genome, mutations, novelty, parallel, policies, strategies, tasks
 from evojax_lab.core import noise, shaping, tree
-from evojax_lab.core.types import Evaluation, Strategy, TrainResult, Validation
+from evojax_lab.core.types import Evaluate, Evaluation, Strategy, TrainResult
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
 from evojax_lab.train import TrainCarry, Trainer, make_train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Evaluate",
     "Evaluation",
     "Strategy",
     "TrainCarry",
     "TrainResult",
     "Trainer",
-    "Validation",
     "analysis",
     "checkpoint",
     "evaluate",

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -51,10 +50,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evojax_lab.core.tree import ravel
+from evojax_lab.core.exact import (  # noqa: F401  (re-exported: genome.round_significand, ...)
+    SIGNIFICANT_BITS,
+    round_significand,
+    seed_key,
+)
+from evojax_lab.core.exact import to_key as _to_key
+from evojax_lab.mutations.gaussian import gaussian
+from evojax_lab.policies.init import output_kernel, reference_init  # noqa: F401  (re-exported)
 
-#: Significant bits kept in noise samples and sigmas (their products are exact in float32).
-SIGNIFICANT_BITS = 12
 #: The serialized format.
 MAGIC = b"EJGN"
 VERSION = 1
@@ -62,7 +66,6 @@ _HEADER = struct.Struct("<4sHHIIIQI")  # magic, version, flags, n, s0, meta_len,
 HEADER_SIZE = _HEADER.size  # 32 bytes
 
 Init = Callable[[jax.Array, Any], Any]
-Mutation = Callable[[jax.Array, Any, jax.Array], Any]
 
 
 class Genome(NamedTuple):
@@ -82,155 +85,9 @@ class Genome(NamedTuple):
     length: jax.Array
 
 
-# -- the exact operators ------------------------------------------------------------------------
-
-
-def round_significand(x, bits: int = SIGNIFICANT_BITS) -> jax.Array:
-    """Round float32 ``x`` to ``bits`` significant bits (to nearest, ties away from zero).
-
-    Pure integer operations on the bit pattern, so the result never depends on compilation. For
-    ``bits = 12`` the relative change is at most 2^-12. Finite values only.
-    """
-    if not 1 <= int(bits) <= 24:
-        raise ValueError(f"bits must be in [1, 24], got {bits}")
-    drop = 24 - int(bits)
-    u = jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.uint32)
-    if drop == 0:
-        return jax.lax.bitcast_convert_type(u, jnp.float32)
-    half = np.uint32(1 << (drop - 1))
-    mask = np.uint32((0xFFFFFFFF << drop) & 0xFFFFFFFF)
-    return jax.lax.bitcast_convert_type((u + half) & mask, jnp.float32)
-
-
-def _round_significand_np(x, bits: int = SIGNIFICANT_BITS) -> np.float32:
-    """:func:`round_significand` of a Python/NumPy scalar, in NumPy (for constants)."""
-    drop = 24 - int(bits)
-    u = np.asarray(x, np.float32).view(np.uint32)
-    u = (u + np.uint32(1 << (drop - 1))) & np.uint32((0xFFFFFFFF << drop) & 0xFFFFFFFF)
-    return u.view(np.float32)[()]
-
-
-def seed_key(seed) -> jax.Array:
-    """The PRNG key of a ``uint32`` seed (threefry2x32, independent of JAX's default)."""
-    return jax.random.key(jnp.asarray(seed, jnp.uint32), impl="threefry2x32")
-
-
-def _to_key(key_or_seed) -> jax.Array:
-    k = jnp.asarray(key_or_seed) if not isinstance(key_or_seed, jax.Array) else key_or_seed
-    if jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
-        return k
-    if k.shape == ():
-        return seed_key(k)
-    return k  # a raw uint32[2] key
-
-
 def noise(seed, dim: int) -> jax.Array:
     """The mutation noise of ``seed``: ``N(0, 1)`` float32 ``[dim]`` rounded to 12 bits."""
     return round_significand(jax.random.normal(_to_key(seed), (int(dim),), jnp.float32))
-
-
-def gaussian(key: jax.Array, params, sigma) -> Any:
-    """The Deep GA mutation ``theta + sigma * eps`` (``eps = noise(seed)``; ``sigma`` rounded to
-    12 bits). ``key`` is a seed's key (:func:`seed_key`) or a ``uint32`` seed.
-
-    The product ``sigma * eps`` is exact in float32, so the result is bit-identical however XLA
-    fuses the operation (see the module docstring). One O(N) pass over the parameters.
-    """
-    flat, unravel = ravel(params)
-    eps = round_significand(jax.random.normal(_to_key(key), flat.shape, jnp.float32))
-    return unravel(flat + round_significand(sigma) * eps.astype(flat.dtype))
-
-
-# -- the reference initialization ------------------------------------------------------------
-
-
-def _path_names(path) -> tuple[str, ...]:
-    names = []
-    for entry in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(entry, attr):
-                names.append(str(getattr(entry, attr)))
-                break
-        else:
-            names.append(str(entry))
-    return tuple(names)
-
-
-def _natural(names: tuple[str, ...]):
-    return tuple(
-        tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)) for name in names
-    )
-
-
-def output_kernel(params_template, output_layer: str | None = None) -> tuple[str, ...] | None:
-    """The path of the output layer's kernel, as :func:`reference_init` picks it.
-
-    Kernels are the leaves with 2 or more dimensions (Dense ``[in, out]``, Conv
-    ``[kh, kw, in, out]``). The output layer is, in this order: the kernel inside a module named
-    ``output_layer`` if given; else the kernel of a module named ``"output"`` (our CNN policies
-    name their last layer so); else the last kernel when the paths are sorted naturally
-    (``Dense_2`` before ``Dense_10``), which is the last layer of flax's auto-named
-    ``Dense_0 .. Dense_k`` MLPs and ``Conv_* .. Dense_*`` networks.
-    """
-    leaves = jax.tree_util.tree_flatten_with_path(params_template)[0]
-    kernels = [_path_names(p) for p, x in leaves if len(np.shape(x)) >= 2]
-    if not kernels:
-        return None
-    if output_layer is not None:
-        hits = [p for p in kernels if output_layer in p[:-1]]
-        if len(hits) != 1:
-            raise ValueError(
-                f"output_layer={output_layer!r} matches {len(hits)} kernels; kernels: {kernels}"
-            )
-        return hits[0]
-    named = [p for p in kernels if len(p) >= 2 and p[-2] == "output"]
-    if len(named) == 1:
-        return named[0]
-    return max(kernels, key=_natural)
-
-
-def reference_init(
-    key: jax.Array,
-    params_template,
-    *,
-    std: float = 1.0,
-    output_std: float = 0.1,
-    output_layer: str | None = None,
-):
-    """The Deep GA's initialization (Such et al. 2017, GPU code): for every kernel
-    ``w ~ N(0, 1) * std / sqrt(fan_in)`` with ``std = 1`` (``output_std = 0.1`` for the output
-    layer), biases 0.
-
-    Works for any flax Dense/Conv parameter pytree: a leaf with 2 or more dimensions is a kernel
-    with ``fan_in = prod(shape[:-1])`` (``in`` for Dense, ``kh * kw * in`` for Conv); the output
-    layer is found by :func:`output_kernel`; a 1-D leaf named ``"scale"`` (a normalization
-    layer's) is 1 and every other leaf 0. The samples come from one ``normal(key, [N])`` over the
-    leaves in tree order; samples and scales are rounded to 12 significant bits so every weight
-    is an exact product (see the module docstring). ``params_template`` is only read for its
-    structure, shapes and dtypes (arrays or ``jax.ShapeDtypeStruct``).
-
-    ``key`` may be a PRNG key or a ``uint32`` seed.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(params_template)
-    out_path = output_kernel(params_template, output_layer)
-    sizes = [int(np.prod(np.shape(x), dtype=np.int64)) for _, x in leaves]
-    eps = round_significand(jax.random.normal(_to_key(key), (sum(sizes),), jnp.float32))
-    out, offset = [], 0
-    for (path, leaf), size in zip(leaves, sizes, strict=True):
-        shape, dtype = tuple(np.shape(leaf)), getattr(leaf, "dtype", jnp.float32)
-        names = _path_names(path)
-        if len(shape) >= 2:
-            fan_in = int(np.prod(shape[:-1]))
-            scale = (output_std if names == out_path else std) / np.sqrt(fan_in)
-            scale = _round_significand_np(scale)
-            value = eps[offset:offset + size].reshape(shape) * scale
-        elif names and names[-1] == "scale":
-            value = jnp.ones(shape, jnp.float32)
-        else:
-            value = jnp.zeros(shape, jnp.float32)
-        out.append(value.astype(dtype))
-        offset += size
-    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 # -- genome pytrees ----------------------------------------------------------------------------
@@ -306,7 +163,7 @@ def decode(
     template,
     *,
     init: Init = reference_init,
-    mutation: Mutation = gaussian,
+    mutation: Callable = gaussian,
 ):
     """The parameters a genome describes: ``init(s0)``, then each mutation in order.
 
@@ -319,7 +176,9 @@ def decode(
         template: a parameter pytree (or ``jax.ShapeDtypeStruct`` pytree) of the network; only
             its structure, shapes and dtypes are used.
         init: ``init(key, template) -> params`` (default :func:`reference_init`).
-        mutation: ``mutation(key, params, sigma) -> params`` (default :func:`gaussian`).
+        mutation: ``mutation(key, params, sigma) -> params``, a decodable
+            :class:`~evojax_lab.mutations.Mutation` (default
+            :data:`~evojax_lab.mutations.gaussian`).
 
     Raises:
         ValueError: the genome overflowed its capacity, or (bytes) was written for a network

@@ -1,12 +1,22 @@
 """``make_train``: a strategy and an evaluation fused into one jit-compiled run.
 
-Generation ``g`` uses the key ``fold_in(run_key, g)``, so a run split into blocks (for progress
-bars or checkpoints) equals the same run in one call, and the same key gives the same run.
+Every generation does the same thing, whatever the strategy (``docs/design.md``)::
+
+    population, state = strategy.ask(ask_key, state)
+    evaluation = evaluate(eval_key, population)           # or member by member (chunk_size)
+    state, metrics = strategy.tell(tell_key, population, evaluation, state, evaluate=bound)
+    steps += sum(evaluation.steps) + metrics.get("extra_steps", 0)
+
+Generation ``g`` uses the keys of ``gen_key = fold_in(run_key, g)``, so a run split into blocks
+(for progress bars or checkpoints) equals the same run in one call, and the same key gives the
+same run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -35,6 +45,8 @@ RECORDABLE = {
     "behavior": "population_behavior",
     "steps": "population_steps",
 }
+#: ``tell_key = fold_in(gen_key, TELL_KEY)``: a key derived apart from ``split(gen_key, 3)``.
+TELL_KEY = 0x7E11
 
 
 class TrainCarry(NamedTuple):
@@ -47,223 +59,131 @@ class TrainCarry(NamedTuple):
     obs_stats: Any = None  # observation statistics (``make_train(obs_norm=True)``), else None
 
 
+@dataclasses.dataclass(frozen=True)
 class Trainer:
-    """The callable returned by :func:`make_train`.
+    """What :func:`make_train` returns: pure functions over a :class:`TrainCarry`, no counters.
 
-    ``trainer(key, hparams=None) -> TrainResult`` runs all generations in one jit. For progress
-    reporting and checkpoints the same run can be driven in blocks::
+    ``trainer(key, hparams=None) -> TrainResult`` runs every generation in one jit. The same run
+    driven in blocks (progress bars, checkpoints)::
 
         carry = trainer.init(key, hparams)
         carry, metrics = trainer.run(carry, 10)   # 10 generations, jitted
         result = trainer.result(carry, [metrics, ...])
 
-    ``num_traces`` counts how often the run was traced (a test of "no recompilation").
+    Attributes:
+        task, policy, strategy, generations, mesh: the run's settings.
+        init: ``init(key, hparams=None) -> TrainCarry`` (jitted).
+        step: ``step(carry) -> (carry, metrics)``: one generation, pure and not jitted (compose
+            it into your own loop, or run it eagerly to debug).
+        run: ``run(carry, num_generations) -> (carry, metrics)`` (jitted; compiled once per
+            block length).
+        train: ``train(key, hparams=None) -> TrainResult``: the whole run (jitted); also
+            ``trainer(key, hparams)``.
+        sweep: ``sweep(key, hparams) -> TrainResult`` with ``hparams`` arrays of a leading
+            sweep axis: the runs vmapped in one program (sharded), compiled once per shape.
+        result: ``result(carry, metrics_blocks) -> TrainResult`` of a run driven in blocks.
+        initial_params: ``initial_params(init_key) -> params``, the run's starting parameters.
     """
 
-    def __init__(self, task, policy, strategy: Strategy, *, generations: int, episodes: int,
-                 eval_episodes: int, chunk_size: int | None, params: Any | None,
-                 mesh: Any = "auto", record: tuple[str, ...] = (), obs_norm: bool = False,
-                 action_noise: float = 0.0):
-        if int(generations) < 1:
-            raise ValueError(f"generations must be >= 1, got {generations}")
-        if int(episodes) < 1:
-            raise ValueError(f"episodes must be >= 1, got {episodes}")
-        if int(eval_episodes) < 0:
-            raise ValueError(f"eval_episodes must be >= 0, got {eval_episodes}")
-        self.task = task
-        self.policy = policy
-        self.strategy = strategy
-        self.generations = int(generations)
-        self.episodes = int(episodes)
-        self.eval_episodes = int(eval_episodes)
-        self.chunk_size = chunk_size
-        self.params = params
-        if isinstance(record, str):
-            record = (record,)
-        unknown = sorted(set(record) - set(RECORDABLE))
-        if unknown:
-            raise ValueError(
-                f"record: unknown field(s) {unknown}; choose from {list(RECORDABLE)}"
-            )
-        self.record = tuple(record)
-        self.obs_norm = bool(obs_norm)
-        if self.obs_norm and (isinstance(task, FunctionTask)
-                              or not hasattr(task, "observation_shape")):
-            raise ValueError("obs_norm needs an environment task with observations")
-        self.action_noise = float(action_noise)
-        if not self.action_noise >= 0:
-            raise ValueError(f"action_noise must be >= 0, got {action_noise}")
-        if chunk_size is not None and int(chunk_size) < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        if isinstance(mesh, str):
-            if mesh != "auto":
-                raise ValueError(f"mesh must be 'auto', None or a jax.sharding.Mesh, got {mesh!r}")
-            mesh = make_mesh(pop_size=strategy.pop_size)
-        self.mesh = mesh
-        self.num_traces = 0
-        self._train = jax.jit(self._train_impl)
-        self._init = jax.jit(self._init_impl)
-        self._run = jax.jit(self._run_impl, static_argnums=1)
-        self._sweep = jax.jit(jax.vmap(self._train_impl, in_axes=(None, 0)))
+    task: Any
+    policy: Any
+    strategy: Strategy
+    generations: int
+    mesh: Any
+    init: Callable
+    step: Callable
+    run: Callable
+    train: Callable
+    sweep: Callable
+    result: Callable
+    initial_params: Callable
 
-    # -- pieces -------------------------------------------------------------------------
-    def _context(self):
-        """The mesh in context while tracing: ``jax.set_mesh`` at top level; inside an outer
-        transformation (``jax.vmap(train)`` for a sweep) only the abstract mesh can be set."""
-        if self.mesh is None:
-            return contextlib.nullcontext()
-        try:
-            return jax.set_mesh(self.mesh)
-        except ValueError:
-            # Called inside someone else's jit/vmap: no concrete mesh can be set here, so the
-            # run is traced unsharded (same numbers) unless the caller set a mesh around it.
-            # ``sweep`` is the sharded way to vmap over hyperparameters.
-            return contextlib.nullcontext()
-
-    def initial_params(self, key):
-        if callable(self.params):
-            return self.params(key)
-        if self.params is not None:
-            return self.params
-        if self.policy is None:
-            raise ValueError("make_train needs params= when there is no policy to initialize")
-        return self.policy.init(key, jnp.zeros(self.task.observation_shape, jnp.float32))
-
-    def _init_impl(self, key, hparams):
-        init_key, strategy_key, run_key = jax.random.split(key, 3)
-        params = self.initial_params(init_key)
-        state = constrain_replicated(self.strategy.init(strategy_key, params, **(hparams or {})))
-        obs_stats = (
-            constrain_replicated(obs_stats_init(self.task.observation_shape))
-            if self.obs_norm else None
-        )
-        return TrainCarry(state, run_key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32),
-                          obs_stats)
-
-    def _generation(self, carry: TrainCarry, _=None):
-        gen_key = jax.random.fold_in(carry.key, carry.generation)
-        ask_key, eval_key, solution_key = jax.random.split(gen_key, 3)
-        if self.chunk_size is not None and self.strategy.member is not None:
-            # Bounded memory: members are rebuilt from (key, state, index) chunk by chunk, and
-            # tell regenerates what it needs; no P x N array of parameters is ever built.
-            population = None
-            evaluation = evaluate_members(
-                eval_key, self.task, self.policy,
-                lambda ctx, i: self.strategy.member(ctx[0], ctx[1], i), (ask_key, carry.state),
-                self.strategy.pop_size, episodes=self.episodes, chunk_size=self.chunk_size,
-                experiences=self.strategy.experiences, obs_norm=carry.obs_stats,
-                action_noise=self.action_noise,
-            )
-        else:
-            population = constrain_population(self.strategy.ask(ask_key, carry.state))
-            evaluation = evaluate(
-                eval_key, self.task, self.policy, population,
-                episodes=self.episodes, chunk_size=self.chunk_size,
-                experiences=self.strategy.experiences, obs_norm=carry.obs_stats,
-                action_noise=self.action_noise,
-            )
-        steps = carry.steps + jnp.sum(evaluation.steps).astype(jnp.float32)
-        request = self.strategy.validation
-        if request is None:
-            state, metrics = self.strategy.tell(ask_key, population, evaluation, carry.state)
-            metrics = dict(metrics)
-        else:
-            # The strategy asks for a few candidates to be re-evaluated on extra episodes (the
-            # Deep GA's elite selection); their steps count in the budget.
-            validation = self._validate(
-                jax.random.fold_in(eval_key, 1),
-                request.candidates(ask_key, population, evaluation, carry.state),
-                request.episodes, obs_norm=carry.obs_stats,
-            )
-            state, metrics = self.strategy.tell(
-                ask_key, population, evaluation, carry.state, validation=validation
-            )
-            metrics = dict(metrics)
-            metrics["validation_steps"] = jnp.sum(validation.steps).astype(jnp.float32)
-            steps = steps + metrics["validation_steps"]
-        state = constrain_replicated(state)
-        obs_stats = carry.obs_stats
-        if obs_stats is not None:
-            # The generation's observations join the statistics the next generation uses.
-            obs_stats = constrain_replicated(
-                obs_stats_merge(obs_stats, obs_stats_reduce(evaluation.obs_stats))
-            )
-            metrics["obs_mean"], metrics["obs_std"] = obs_stats_mean_std(obs_stats)
-            metrics["obs_count"] = obs_stats.count
-        if self.eval_episodes:
-            # A single member: not sharded (every device scores it; it is cheap).
-            solution = self.strategy.solution(state)
-            returns = jax.vmap(
-                lambda k: rollout(k, self.task, self.policy, solution, obs_norm=obs_stats)[0]
-            )(jax.random.split(solution_key, self.eval_episodes))
-            metrics["solution_fitness"] = returns.mean()
-        for name in self.record:
-            metrics[RECORDABLE[name]] = getattr(evaluation, name)
-        metrics["steps"] = steps
-        metrics["generation"] = carry.generation + 1
-        return TrainCarry(state, carry.key, carry.generation + 1, steps, obs_stats), metrics
-
-    def _validate(self, key, candidates, episodes, obs_norm=None):
-        """Evaluate a strategy's validation candidates, padded to a multiple of the devices
-        (the copies' results are dropped)."""
-        n = batch_size(candidates)
-        pad = -n % population_axis_size()
-        if pad:
-            candidates = jax.tree.map(
-                lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), candidates
-            )
-        evaluation = evaluate(
-            key, self.task, self.policy, constrain_population(candidates),
-            episodes=episodes, chunk_size=self.chunk_size, obs_norm=obs_norm,
-        )
-        return jax.tree.map(lambda x: x[:n], evaluation)
-
-    def _run_impl(self, carry, num_generations):
-        self.num_traces += 1
-        return jax.lax.scan(self._generation, carry, None, length=num_generations)
-
-    def _train_impl(self, key, hparams):
-        self.num_traces += 1
-        carry = self._init_impl(key, hparams)
-        # The barrier keeps XLA from specializing the first generations on the known initial
-        # state (zero optimizer moments, ...), so one call equals the same run in blocks
-        # (``init`` + ``run``) bit for bit.
-        carry = jax.lax.optimization_barrier(carry)
-        carry, metrics = jax.lax.scan(self._generation, carry, None, length=self.generations)
-        return TrainResult(carry.state, metrics, self.strategy.solution(carry.state),
-                           carry.obs_stats)
-
-    # -- public -------------------------------------------------------------------------
     def __call__(self, key, hparams: dict | None = None) -> TrainResult:
         """Run every generation in one jit-compiled call."""
-        with self._context():
-            return self._train(key, hparams)
+        return self.train(key, hparams)
 
-    def sweep(self, key, hparams: dict) -> TrainResult:
-        """Runs for a batch of hyperparameter values in one program (vmapped, sharded).
 
-        ``hparams`` maps names to arrays with a leading sweep axis, e.g.
-        ``{"sigma": jnp.array([0.01, 0.02, 0.05])}``; results get the same leading axis. New
-        values of the same shape reuse the compiled program.
-        """
-        with self._context():
-            return self._sweep(key, hparams)
+def mesh_context(mesh):
+    """The context that puts ``mesh`` in scope while a trainer's functions are traced.
 
-    def init(self, key, hparams: dict | None = None) -> TrainCarry:
-        with self._context():
-            return self._init(key, hparams)
+    Outside any transformation this is ``jax.set_mesh(mesh)``. Inside someone else's ``jit`` or
+    ``vmap`` no concrete mesh can be set: the run is traced sharded if the caller already set
+    the same mesh around the transformation, and otherwise this raises (it never quietly runs
+    unsharded).
+    """
+    if mesh is None:
+        return contextlib.nullcontext()
+    try:
+        return jax.set_mesh(mesh)
+    except ValueError:
+        current = jax.sharding.get_abstract_mesh()
+        if not current.empty and current == mesh.abstract_mesh:
+            return contextlib.nullcontext()
+        raise ValueError(
+            f"this trainer shards the population over a {mesh.size}-device mesh, which cannot "
+            "be set inside jax.jit/jax.vmap: wrap your transformation in `with "
+            "jax.set_mesh(trainer.mesh):`, use trainer.sweep(...) for hyperparameters, or build "
+            "the trainer with make_train(..., mesh=None) to run unsharded"
+        ) from None
 
-    def run(self, carry: TrainCarry, num_generations: int):
-        """Advance ``num_generations`` generations (jitted; compiled once per block length)."""
-        with self._context():
-            return self._run(carry, int(num_generations))
 
-    def result(self, carry: TrainCarry, metrics_blocks: list[dict]) -> TrainResult:
-        """The :class:`TrainResult` of a run driven in blocks (``carry`` after the last block,
-        its ``obs_stats`` included)."""
-        metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *metrics_blocks)
-        return TrainResult(carry.state, metrics, self.strategy.solution(carry.state),
-                           carry.obs_stats)
+def _check_settings(task, generations, episodes, eval_episodes, chunk_size, record, obs_norm,
+                    action_noise) -> tuple[str, ...]:
+    if int(generations) < 1:
+        raise ValueError(f"generations must be >= 1, got {generations}")
+    if int(episodes) < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if int(eval_episodes) < 0:
+        raise ValueError(f"eval_episodes must be >= 0, got {eval_episodes}")
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    record = (record,) if isinstance(record, str) else tuple(record)
+    unknown = sorted(set(record) - set(RECORDABLE))
+    if unknown:
+        raise ValueError(f"record: unknown field(s) {unknown}; choose from {list(RECORDABLE)}")
+    if obs_norm and (isinstance(task, FunctionTask) or not hasattr(task, "observation_shape")):
+        raise ValueError("obs_norm needs an environment task with observations")
+    if not float(action_noise) >= 0:
+        raise ValueError(f"action_noise must be >= 0, got {action_noise}")
+    return record
+
+
+def _initial_params_fn(task, policy, params):
+    def initial_params(key):
+        if callable(params):
+            return params(key)
+        if params is not None:
+            return params
+        if policy is None:
+            raise ValueError("make_train needs params= when there is no policy to initialize")
+        return policy.init(key, jnp.zeros(task.observation_shape, jnp.float32))
+
+    return initial_params
+
+
+def _extra_evaluate(task, policy, chunk_size, obs_stats, calls: list):
+    """The ``evaluate`` passed to ``tell``: extra episodes on the run's task. The batch is padded
+    with copies of its last member (their results are dropped) to a multiple of the devices with
+    at least two members per device: XLA compiles a batch of one differently (other fused
+    multiply-adds), which changed the last bit of CartPole's physics between a run on 1 device
+    and on 2. Each call is noted in ``calls`` (a Python list, at trace time) so the trainer can
+    insist on ``extra_steps``."""
+
+    def evaluate_fn(key, population, *, episodes: int = 1, experiences: int = 0):
+        calls.append(1)
+        n = batch_size(population)
+        devices = population_axis_size()
+        pad = max(2, -(-n // devices)) * devices - n
+        if pad:
+            population = jax.tree.map(
+                lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), population
+            )
+        result = evaluate(key, task, policy, constrain_population(population),
+                          episodes=episodes, chunk_size=chunk_size, experiences=experiences,
+                          obs_norm=obs_stats)
+        return jax.tree.map(lambda x: x[:n], result)
+
+    return evaluate_fn
 
 
 def make_train(
@@ -286,27 +206,31 @@ def make_train(
     Args:
         task: a :class:`~evojax_lab.tasks.Task`.
         policy: a flax module, ``apply(params, obs) -> action``.
-        strategy: a :class:`~evojax_lab.Strategy`. If it has a ``validation`` request (the
-            Deep GA's elite re-evaluation), its candidates are evaluated on the requested extra
-            episodes every generation (key ``fold_in(eval_key, 1)``, padded to a multiple of the
-            devices), passed to ``tell(..., validation=...)``, and their environment steps are
-            added to ``steps`` (and reported as ``validation_steps``).
+        strategy: a :class:`~evojax_lab.Strategy`. Its ``tell`` gets an ``evaluate`` for the
+            extra evaluations it needs (the Deep GA's elite candidates, the NS-ES agents, the
+            parents' experiences of a safe-mutation GA): episodes on this task with this
+            policy and the current observation statistics, without action noise, padded to a
+            multiple of the devices; their steps (``metrics["extra_steps"]``) are added to
+            ``steps``.
         generations: number of generations (one ``lax.scan``).
         episodes: episodes per member per generation.
         eval_episodes: episodes on which the solution is scored after every generation
             (metric ``solution_fitness``; 0 turns it off).
         chunk_size: evaluate the population this many members at a time (per device). With a
-            strategy that has ``member`` (OpenAI-ES), members are then built chunk by chunk from
-            their noise indices and no ``P x N`` parameter array exists (bounded memory); pass
-            the same ``chunk_size`` to the strategy so ``tell`` is bounded too. ``None``: the
-            population is materialized by ``ask`` and ``evaluate`` picks cache-sized chunks on
-            CPU (``evaluate.auto_chunk_size``; same results as one batch).
+            strategy that has ``member`` (every built-in one), members are then built chunk by
+            chunk from the state ``ask`` returned and no ``P x N`` parameter array exists
+            (bounded memory; ``tell`` gets ``population=None``); pass the same ``chunk_size``
+            to ``openai_es`` so its ``tell`` is bounded too. ``None``: the population is
+            materialized by ``ask`` and ``evaluate`` picks cache-sized chunks on CPU
+            (``evaluate.auto_chunk_size``; same results as one batch).
         params: initial parameters, or a function ``params(key) -> params`` called with the
             run's init key (so ``jax.vmap(trainer)`` over seeds starts every seed from its own
-            draw, e.g. ``lambda k: el.genome.reference_init(k, template)``); by default
+            draw, e.g. ``lambda k: el.policies.reference_init(k, template)``); by default
             ``policy.init`` on a zero observation.
         mesh: ``"auto"`` (all devices, population axis sharded, state replicated), ``None``
-            (no sharding), or a ``jax.sharding.Mesh`` with a ``"pop"`` axis.
+            (no sharding), or a ``jax.sharding.Mesh`` with a ``"pop"`` axis. Inside your own
+            ``jit``/``vmap`` set the same mesh around it (``with jax.set_mesh(trainer.mesh)``)
+            or build with ``mesh=None``; otherwise the trainer raises.
         record: per-member results to keep for every generation, any of ``"fitness"``,
             ``"behavior"``, ``"steps"``: they appear in the metrics as ``population_fitness``
             ``[G, P]``, ``population_behavior`` ``[G, P, B]``, ``population_steps`` ``[G, P]``
@@ -316,10 +240,10 @@ def make_train(
             (:mod:`evojax_lab.policies.normalization`): running statistics of every observation
             the population acts on, kept in the carry (``TrainCarry.obs_stats``: checkpointed,
             replicated), shared by the whole population within a generation (and by its
-            validation and solution rollouts), merged after it. The first generation sees raw
-            observations (clipped to +-5). Metrics ``obs_mean`` / ``obs_std`` ``[G, *obs]`` and
-            ``obs_count`` give the statistics after each generation; deploy the solution with
-            the last ones: ``policy.apply(params, (obs - mean) / std)`` clipped to +-5.
+            extra evaluations and solution rollouts), merged after it. The first generation
+            sees raw observations (clipped to +-5). Metrics ``obs_mean`` / ``obs_std``
+            ``[G, *obs]`` and ``obs_count`` give the statistics after each generation; deploy the
+            solution with ``TrainResult.obs_stats``.
         action_noise: std of Gaussian noise added to every action of the population's
             training rollouts (the ES paper uses 0.01 on MuJoCo); the solution is scored without
             it. 0 (default) turns it off.
@@ -327,8 +251,122 @@ def make_train(
     Returns:
         A :class:`Trainer`: ``train(key, hparams=None) -> TrainResult``. ``hparams`` is a dict
         of numeric overrides for ``strategy.init`` (e.g. ``{"sigma": 0.05}``); changing their
-        values does not recompile, so ``jax.vmap`` over them runs a sweep in one program.
+        values does not recompile, so ``trainer.sweep`` runs a sweep in one program.
     """
-    return Trainer(task, policy, strategy, generations=generations, episodes=episodes,
-                   eval_episodes=eval_episodes, chunk_size=chunk_size, params=params, mesh=mesh,
-                   record=record, obs_norm=obs_norm, action_noise=action_noise)
+    record = _check_settings(task, generations, episodes, eval_episodes, chunk_size, record,
+                             obs_norm, action_noise)
+    generations, episodes, eval_episodes = int(generations), int(episodes), int(eval_episodes)
+    chunk_size = None if chunk_size is None else int(chunk_size)
+    obs_norm, action_noise = bool(obs_norm), float(action_noise)
+    if isinstance(mesh, str):
+        if mesh != "auto":
+            raise ValueError(f"mesh must be 'auto', None or a jax.sharding.Mesh, got {mesh!r}")
+        mesh = make_mesh(pop_size=strategy.pop_size)
+    initial_params = _initial_params_fn(task, policy, params)
+    bounded = chunk_size is not None and strategy.member is not None
+
+    def init_carry(key, hparams):
+        init_key, strategy_key, run_key = jax.random.split(key, 3)
+        state = strategy.init(strategy_key, initial_params(init_key), **(hparams or {}))
+        obs_stats = obs_stats_init(task.observation_shape) if obs_norm else None
+        return TrainCarry(constrain_replicated(state), run_key, jnp.zeros((), jnp.int32),
+                          jnp.zeros((), jnp.float32), constrain_replicated(obs_stats))
+
+    def evaluate_population(key, population, state, obs_stats):
+        options = dict(episodes=episodes, chunk_size=chunk_size, obs_norm=obs_stats,
+                       action_noise=action_noise)
+        if bounded:
+            # Members rebuilt from the state chunk by chunk: no P x N array of parameters (the
+            # population ask returned is unused and compiled away).
+            return evaluate_members(key, task, policy, strategy.member, state,
+                                    strategy.pop_size, **options)
+        return evaluate(key, task, policy, population, **options)
+
+    def score_solution(key, state, obs_stats):
+        # A single member: not sharded (every device scores it; it is cheap).
+        solution = strategy.solution(state)
+        returns = jax.vmap(
+            lambda k: rollout(k, task, policy, solution, obs_norm=obs_stats)[0]
+        )(jax.random.split(key, eval_episodes))
+        return returns.mean()
+
+    def step(carry: TrainCarry):
+        gen_key = jax.random.fold_in(carry.key, carry.generation)
+        ask_key, eval_key, solution_key = jax.random.split(gen_key, 3)
+        tell_key = jax.random.fold_in(gen_key, TELL_KEY)
+        population, state = strategy.ask(ask_key, carry.state)
+        population = constrain_population(population)
+        evaluation = evaluate_population(eval_key, population, state, carry.obs_stats)
+        calls = []
+        extra = _extra_evaluate(task, policy, chunk_size, carry.obs_stats, calls)
+        state, metrics = strategy.tell(tell_key, None if bounded else population, evaluation,
+                                       state, evaluate=extra)
+        metrics = dict(metrics)
+        if calls and "extra_steps" not in metrics:
+            raise ValueError(
+                "strategy.tell called evaluate but reported no metrics['extra_steps'] (the "
+                "environment steps of its extra evaluations, counted in the run's budget)"
+            )
+        state = constrain_replicated(state)
+        steps = (carry.steps + jnp.sum(evaluation.steps).astype(jnp.float32)
+                 + metrics.get("extra_steps", 0.0))
+        obs_stats = carry.obs_stats
+        if obs_norm:
+            # The generation's observations join the statistics the next generation uses.
+            obs_stats = constrain_replicated(
+                obs_stats_merge(obs_stats, obs_stats_reduce(evaluation.obs_stats))
+            )
+            metrics["obs_mean"], metrics["obs_std"] = obs_stats_mean_std(obs_stats)
+            metrics["obs_count"] = obs_stats.count
+        if eval_episodes:
+            metrics["solution_fitness"] = score_solution(solution_key, state, obs_stats)
+        for name in record:
+            metrics[RECORDABLE[name]] = getattr(evaluation, name)
+        metrics["steps"] = steps
+        metrics["generation"] = carry.generation + 1
+        return TrainCarry(state, carry.key, carry.generation + 1, steps, obs_stats), metrics
+
+    def run_generations(carry, num_generations):
+        return jax.lax.scan(lambda c, _: step(c), carry, None, length=num_generations)
+
+    def result(carry: TrainCarry, metrics_blocks: list[dict]) -> TrainResult:
+        metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *metrics_blocks)
+        return TrainResult(carry.state, metrics, strategy.solution(carry.state),
+                           carry.obs_stats)
+
+    def train_run(key, hparams):
+        carry = init_carry(key, hparams)
+        # The barrier keeps XLA from specializing the first generations on the known initial
+        # state (zero optimizer moments, ...), so one call equals the same run in blocks
+        # (``init`` + ``run``) bit for bit.
+        carry = jax.lax.optimization_barrier(carry)
+        carry, metrics = run_generations(carry, generations)
+        return TrainResult(carry.state, metrics, strategy.solution(carry.state),
+                           carry.obs_stats)
+
+    jit_init = jax.jit(init_carry)
+    jit_run = jax.jit(run_generations, static_argnums=1)
+    jit_train = jax.jit(train_run)
+    jit_sweep = jax.jit(jax.vmap(train_run, in_axes=(None, 0)))
+
+    def in_mesh(fn):
+        def call(*args):
+            with mesh_context(mesh):
+                return fn(*args)
+
+        return call
+
+    def run(carry, num_generations):
+        with mesh_context(mesh):
+            return jit_run(carry, int(num_generations))
+
+    return Trainer(
+        task=task, policy=policy, strategy=strategy, generations=generations, mesh=mesh,
+        init=lambda key, hparams=None: in_mesh(jit_init)(key, hparams),
+        step=step,
+        run=run,
+        train=lambda key, hparams=None: in_mesh(jit_train)(key, hparams),
+        sweep=in_mesh(jit_sweep),
+        result=result,
+        initial_params=initial_params,
+    )

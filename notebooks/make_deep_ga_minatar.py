@@ -36,8 +36,10 @@ cells = [
     nbf.v4.new_markdown_cell(
         "## Train\n"
         "`genome_capacity` is the longest seed chain a genome can hold: one mutation per "
-        "generation, so the number of generations keeps every individual decodable. The "
-        "validation episodes count in the frame budget (`steps`)."
+        "generation, so the number of generations keeps every individual decodable. The elite "
+        "validation happens inside `tell`: `make_train` passes it an `evaluate` function, `tell` "
+        "re-evaluates the candidates with it and reports the frames spent as the metric "
+        "`extra_steps`, which count in the frame budget (`steps`)."
     ),
     nbf.v4.new_code_cell(
         "GENERATIONS = 25\n"
@@ -52,7 +54,8 @@ cells = [
         "result = jax.block_until_ready(train(jax.random.PRNGKey(0)))\n"
         'm = {k: np.asarray(v) for k, v in result.metrics.items()}\n'
         'print(f"compile + {GENERATIONS} generations: {time.perf_counter() - t:.1f} s, "\n'
-        "      f\"{m['steps'][-1]:,.0f} frames\")\n"
+        "      f\"{m['steps'][-1]:,.0f} frames, {m['extra_steps'].sum():,.0f} of them \"\n"
+        "      \"re-evaluating elite candidates\")\n"
         "print(\"elite's validated score:\", m[\"elite_fitness\"].round(2))"
     ),
     nbf.v4.new_code_cell(
@@ -114,12 +117,26 @@ cells = [
         '    print("a corrupted genome is refused:", err)'
     ),
     nbf.v4.new_markdown_cell(
+        "Every member has a genome, not only the elite: `el.strategies.member_genome(state, i)` "
+        "is a plain function of the state `ask` returned (that state records the ask key the "
+        "seeds come from). Here the next generation is drawn from the final state; member 0 is "
+        "the elite, copied unmodified, and member 5 one of its offspring."
+    ),
+    nbf.v4.new_code_cell(
+        "population, asked = jax.jit(strategy.ask)(jax.random.PRNGKey(7), result.state)\n"
+        "for i in (0, 5):\n"
+        "    member = jax.tree.map(lambda x, i=i: x[i], population)\n"
+        "    genome_i = el.strategies.member_genome(asked, i)\n"
+        '    print(f"member {i}: {int(genome_i.length)} mutations, decode(genome) == member "\n'
+        '          f"bit for bit: {same_bits(el.genome.decode(genome_i, template), member)}")'
+    ),
+    nbf.v4.new_markdown_cell(
         "## Replay the decoded elite\n"
         "The decoded elite and a fresh random network (the generation-0 initialization of another "
         "seed) are scored on the same 20 fresh episodes."
     ),
     nbf.v4.new_code_cell(
-        "random_net = el.genome.reference_init(jnp.uint32(12345), template)\n"
+        "random_net = el.policies.reference_init(jnp.uint32(12345), template)\n"
         "pair = jax.tree.map(lambda a, b: jnp.stack([a, b]), decoded, random_net)\n"
         "scores = el.evaluate(jax.random.PRNGKey(2024), task, policy, pair, episodes=20)\n"
         "elite_score, random_score = np.asarray(scores.fitness)\n"

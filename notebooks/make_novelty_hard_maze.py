@@ -60,7 +60,7 @@ cells = [
     nbf.v4.new_code_cell(
         "SEED, POP, GENERATIONS = 3, 200, 40\n"
         "key = jax.random.PRNGKey(SEED)\n"
-        "params = el.genome.reference_init(jax.random.fold_in(key, 1), template)\n"
+        "params = el.policies.reference_init(jax.random.fold_in(key, 1), template)\n"
         "strategies = {\n"
         '    "Deep GA": el.strategies.deep_ga(POP, sigma=0.1, truncation=20,\n'
         "                                     validation_episodes=0,\n"

@@ -56,14 +56,17 @@ cells = [
     nbf.v4.new_markdown_cell(
         "## The whole run is one jitted program\n"
         "`train` is a `jax.jit` of `init` + a `lax.scan` over generations (ask, evaluate, tell, "
-        "score the solution). A second call with another key reuses the compiled program: "
-        "`num_traces` counts how often the run was traced."
+        "score the solution). A second call with another key reuses the compiled program. "
+        "`count_compilations` counts JAX's own trace and compile events inside a block: 0 "
+        "traces means nothing was traced again."
     ),
     nbf.v4.new_code_cell(
+        "from evojax_lab.core.compiles import count_compilations\n\n"
         "t = time.perf_counter()\n"
-        "again = jax.block_until_ready(train(jax.random.PRNGKey(1)))\n"
-        'print(f"second call (no compile): {time.perf_counter() - t:.2f} s, "\n'
-        '      f"traces: {train.num_traces}")\n'
+        "with count_compilations() as seen:\n"
+        "    again = jax.block_until_ready(train(jax.random.PRNGKey(1)))\n"
+        'print(f"second call: {time.perf_counter() - t:.2f} s, traced again: {seen.traces} "\n'
+        '      f"times, compiled: {seen.compiles} times")\n'
         "# the same key gives the same run, bit for bit\n"
         "same = train(jax.random.PRNGKey(0))\n"
         'print("same key, same run:", bool(jnp.array_equal(same.metrics["mean_fitness"],\n'
@@ -71,12 +74,18 @@ cells = [
     ),
     nbf.v4.new_markdown_cell(
         "## Composing a strategy, and driving it by hand\n"
-        "A strategy is `Strategy(init, ask, tell, solution)`. Its parts are plain values: any "
-        "optax transformation (here gradient clipping chained with SGD + momentum), any fitness "
-        "shaping function (here z-scores instead of centered ranks), a noise source (here the "
-        "ES paper's shared noise table instead of fold-in keys). Without `make_train`, one "
-        "generation is `ask` → `el.evaluate` → `tell`, and we jit it ourselves. `tell` gets "
-        "the key given to `ask`: it regenerates the perturbations instead of storing them."
+        "A strategy is `Strategy(init, ask, tell, solution, pop_size, member)`: pure functions, "
+        "like an optax transformation (`docs/design.md` states the protocol). Its parts are "
+        "plain values: any optax transformation (here gradient clipping chained with SGD + "
+        "momentum), any fitness shaping function (here z-scores instead of centered ranks), a "
+        "noise source (here the ES paper's shared noise table instead of fold-in keys).\n\n"
+        "Without `make_train`, one generation is the evosax-style loop `ask` → `el.evaluate` → "
+        "`tell`, and we jit it ourselves. `ask` returns the population **and** the state it was "
+        "drawn from, which records the ask key: `tell` regenerates the perturbations from that "
+        "state (they are never stored), so `tell` takes a fresh key of its own, used only for "
+        "its own randomness. A strategy that needs extra episodes inside `tell` (the Deep GA's "
+        "elite validation, the NS-ES agents) also takes `tell(..., evaluate=...)`, a function "
+        "`evaluate(key, population, *, episodes=1, experiences=0)`; OpenAI-ES needs none."
     ),
     nbf.v4.new_code_cell(
         "composed = el.strategies.openai_es(\n"
@@ -91,10 +100,10 @@ cells = [
         "state = composed.init(jax.random.PRNGKey(0), params)\n\n\n"
         "@jax.jit\n"
         "def generation(key, state):\n"
-        "    ask_key, eval_key = jax.random.split(key)\n"
-        "    population = composed.ask(ask_key, state)          # [64, ...] param pytree\n"
+        "    ask_key, eval_key, tell_key = jax.random.split(key, 3)\n"
+        "    population, state = composed.ask(ask_key, state)   # [64, ...] param pytree\n"
         "    evaluation = el.evaluate(eval_key, task, policy, population)\n"
-        "    state, metrics = composed.tell(ask_key, population, evaluation, state)\n"
+        "    state, metrics = composed.tell(tell_key, population, evaluation, state)\n"
         "    return state, metrics\n\n\n"
         "by_hand = []\n"
         "for g in range(30):\n"
@@ -109,22 +118,31 @@ cells = [
     nbf.v4.new_markdown_cell(
         "## Sweep sigma in one program\n"
         "sigma and the learning rate live in the strategy state, so new values reuse the "
-        "compiled program; `train.sweep` vmaps whole runs over them."
+        "compiled program; `train.sweep` vmaps whole runs over them. The first sweep compiles "
+        "the vmapped run; a second one with other values (of the same shape) traces nothing."
     ),
     nbf.v4.new_code_cell(
         "sigmas = jnp.array([0.01, 0.05, 0.2])\n"
-        'sweep = train.sweep(jax.random.PRNGKey(0), {"sigma": sigmas})\n'
+        "with count_compilations() as first:\n"
+        '    sweep = train.sweep(jax.random.PRNGKey(0), {"sigma": sigmas})\n'
         'for s, curve in zip(sigmas, sweep.metrics["solution_fitness"], strict=True):\n'
         '    print(f"sigma={float(s):.2f}: final solution score {float(curve[-1]):.1f}")\n'
-        'print("traces so far:", train.num_traces)'
+        "with count_compilations() as second:\n"
+        '    other = train.sweep(jax.random.PRNGKey(0), {"sigma": jnp.array([0.02, 0.1, 0.3])})\n'
+        "    jax.block_until_ready(other)\n"
+        'print(f"traces: first sweep {first.traces}, second sweep (new values) {second.traces}")'
     ),
     nbf.v4.new_markdown_cell(
         "## Several seeds at once\n`jax.vmap` over keys runs independent seeds side by side, "
-        "in one program."
+        "in one program. Inside a `jit`/`vmap` of your own the trainer cannot set its device "
+        "mesh itself: `el.train.mesh_context(train.mesh)` sets it around the transformation "
+        "(with several devices the seeds then run sharded; on one device `train.mesh` is "
+        "`None` and it does nothing)."
     ),
     nbf.v4.new_code_cell(
         "keys = jax.random.split(jax.random.PRNGKey(1), 4)\n"
-        "seeds = jax.jit(jax.vmap(train))(keys)\n"
+        "with el.train.mesh_context(train.mesh):\n"
+        "    seeds = jax.jit(jax.vmap(train))(keys)\n"
         'print("final solution score per seed:", seeds.metrics["solution_fitness"][:, -1])\n\n'
         "fig, ax = plt.subplots(figsize=(6, 3.5))\n"
         'for i, curve in enumerate(seeds.metrics["mean_fitness"]):\n'

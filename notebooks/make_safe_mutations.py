@@ -18,10 +18,12 @@ cells = [
         "target.\n\n"
         "`el.mutations.sensitivity` returns the raw `s` (a pytree like the parameters); "
         "`el.mutations.safe_mutate` floors it (0 → 1, below 0.01 → 0.01), divides, clips to ±0.2 "
-        "(or does SM-R). This notebook shows them on the paper's two-weight toy domains, on a "
-        "deep network, and on a recurrent network for 4-bit parity. Settings are small "
-        "(a minute or two on a CPU); the GA experiments of the paper (Breadcrumb Hard Maze with "
-        "deep networks, recurrent parity) are the job of `benchmarks/safe_mutations.py`."
+        "(or does SM-R); `el.mutations.safe_mutation` packages it as a mutation operator for "
+        "the Deep GA. This notebook shows them on the paper's two-weight toy domains, on a "
+        "deep network, on a recurrent network for 4-bit parity, and in a tiny GA run. Settings "
+        "are small (a few minutes on a CPU); the GA experiments of the paper (Breadcrumb Hard "
+        "Maze with deep networks, recurrent parity) are the job of "
+        "`benchmarks/safe_mutations.py`."
     ),
     nbf.v4.new_code_cell(
         "import jax\n"
@@ -95,7 +97,8 @@ cells = [
         'net = el.policies.deep_mlp(DEPTH, 15, action_dim=2, activation="tanh", head="linear")\n'
         "template = jax.eval_shape(net.init, jax.random.key(0),\n"
         "                          jnp.zeros(task.observation_shape))\n"
-        "parent = el.genome.reference_init(jnp.uint32(1), template, std=1.5, output_std=1.0)\n\n\n"
+        "parent = el.policies.reference_init(jnp.uint32(1), template, std=1.5,\n"
+        "                                    output_std=1.0)\n\n\n"
         "@jax.jit\n"
         "def own_observations(params):\n"
         "    obs, state = task.reset(jax.random.key(0))\n\n"
@@ -191,7 +194,7 @@ cells = [
         "seqs = jnp.asarray(PARITY_SEQUENCES)                 # [16, 4, 1]\n"
         "parity = el.tasks.parity(rnn.apply)\n"
         "rnn_template = rnn.init(jax.random.key(0), seqs[0])\n"
-        "rnn_parent = el.genome.reference_init(jnp.uint32(0), rnn_template)\n"
+        "rnn_parent = el.policies.reference_init(jnp.uint32(0), rnn_template)\n"
         'rnn_sens = M.sensitivity(rnn.apply, rnn_parent, seqs, "sum")\n'
         "for path, s in jax.tree_util.tree_flatten_with_path(rnn_sens)[0]:\n"
         '    print(f"{jax.tree_util.keystr(path):40s} {str(s.shape):9s} median s = "\n'
@@ -234,6 +237,62 @@ cells = [
         "ax.legend(fontsize=8)\n"
         "ax.grid(alpha=0.3)\n"
         "plt.show()"
+    ),
+    nbf.v4.new_markdown_cell(
+        "## Safe mutations in the Deep GA\n"
+        "A GA takes its mutation as a value, `el.mutations.Mutation`, which declares what it "
+        "needs: `experiences` (how many of the parent's own observations), `decodable` (whether "
+        "seed-chain genomes rebuild its results bit for bit). `el.mutations.gaussian` is one "
+        "(the Deep GA's default, decodable); `el.mutations.safe_mutation(policy, kind, ...)` "
+        "builds one from a network, either on fixed `inputs` (the toy batch, parity's "
+        "sequences) or on `experiences=K` observations of each parent's own rollout. Called as "
+        "`op(key, params, magnitude, experiences=None)`, it is exactly `safe_mutate`."
+    ),
+    nbf.v4.new_code_cell(
+        'toy_op = M.safe_mutation(toy.toy_apply, "abs", inputs=x)     # fixed inputs\n'
+        'maze_op = M.safe_mutation(net, "sum", experiences=50,\n'
+        "                          observation_shape=task.observation_shape)\n"
+        "for op in (M.gaussian, toy_op, maze_op):\n"
+        '    print(f"{op.name:9s} experiences {op.experiences:3d}, decodable {op.decodable}")\n'
+        "k = jax.random.key(3)\n"
+        'by_op = toy_op(k, toy.toy_init(), 0.01)["w"]\n'
+        'by_hand = M.safe_mutate(k, toy.toy_init(), toy.toy_apply, x, 0.01, "abs")["w"]\n'
+        'print("toy_op(key, params, m) == safe_mutate(...):",\n'
+        "      bool(jnp.array_equal(by_op, by_hand)))"
+    ),
+    nbf.v4.new_markdown_cell(
+        "A safe mutation measures the network's outputs. A discrete policy acts by the argmax "
+        "of its logits, which has no gradient, so it is measured through its logits: "
+        "`el.policies.output_fn(policy)` is the function `safe_mutation` differentiates (the "
+        "logits for a discrete head, the actions otherwise)."
+    ),
+    nbf.v4.new_code_cell(
+        'discrete = el.policies.MLP(3, hidden=(8,), head="discrete")\n'
+        "d_params = discrete.init(jax.random.key(0), X[0])\n"
+        "logits = el.policies.output_fn(discrete)\n"
+        'print("action:", discrete.apply(d_params, X[0]), "  logits:", logits(d_params, X[0]))\n'
+        'd_sens = el.tree.ravel(M.sensitivity(logits, d_params, X, "sum"))[0]\n'
+        'print(f"weights with a nonzero sensitivity through the logits: {np.mean(d_sens > 0):.0%}")'
+    ),
+    nbf.v4.new_markdown_cell(
+        "`deep_ga(..., mutation=maze_op)` runs the GA with it. Each generation `tell` rolls out "
+        "every new parent once, through the `evaluate` function `make_train` passes it, to "
+        "record its 50 observations (kept in the state with the parents); those rollouts are "
+        "reported as `extra_steps` and count in `steps`. A tiny run on the Hard Maze with the "
+        "16-layer network (population 16, 4 parents, 5 generations): every generation costs "
+        "16 + 4 episodes of 400 steps. A safe mutation is not decodable, so these genomes are a "
+        "lineage record only."
+    ),
+    nbf.v4.new_code_cell(
+        "ga = el.strategies.deep_ga(16, sigma=0.01, truncation=4, validation_episodes=0,\n"
+        "                           mutation=maze_op, genome_capacity=5)\n"
+        "ga_train = el.make_train(\n"
+        "    task, net, ga, generations=5, eval_episodes=0,\n"
+        "    params=lambda k: el.policies.reference_init(k, template, std=1.5, output_std=1.0))\n"
+        "ga_run = jax.block_until_ready(ga_train(jax.random.key(0)))\n"
+        "for name in (\"best_fitness\", \"extra_steps\", \"steps\"):\n"
+        '    print(f"{name:13s}", np.asarray(ga_run.metrics[name]))\n'
+        'print("parents\' experiences in the state:", ga_run.state.parent_experiences.shape)'
     ),
     nbf.v4.new_markdown_cell(
         "What to read from these small runs: on the washout toy SM-G-ABS and SM-G-SO reach the "

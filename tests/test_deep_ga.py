@@ -14,6 +14,7 @@ from evojax_lab import genome as G
 P = 8
 SIGMA = 0.1
 KEY0, KEY1 = jax.random.PRNGKey(10), jax.random.PRNGKey(11)
+TELL_KEY = jax.random.PRNGKey(12)  # tell's own key: the seeds come from the state ask returned
 # stable descending order: [1, 3, 7, 5, 0, 6, 2, 4] -> parents (T=3) 1, 3, 7; elite 1
 FITNESS0 = np.array([3.0, 7.0, 1.0, 7.0, 0.0, 5.0, 2.0, 6.0], np.float32)
 
@@ -32,14 +33,47 @@ def flat(tree):
     return np.asarray(el.tree.ravel(tree)[0])
 
 
+def genomes_of(state, indices):
+    """The genomes of members ``indices`` of the population the state ``ask`` returned."""
+    return jax.vmap(lambda i: el.strategies.member_genome(state, i))(indices)
+
+
 def compiled(strategy):
     return {
         "ask": jax.jit(strategy.ask),
         "tell": jax.jit(strategy.tell),
-        "genomes": jax.jit(
-            lambda k, s, idx: jax.vmap(lambda i: strategy.member_genome(k, s, i))(idx)
-        ),
+        "genomes": jax.jit(genomes_of),
     }
+
+
+def scripted_tell(strategy):
+    """``strategy.tell`` with a scripted ``evaluate``, jitted once.
+
+    ``tell(key, population, evaluation, state, scores, steps)`` runs ``strategy.tell`` with an
+    ``evaluate`` that returns the predetermined ``scores`` (and ``steps``) and records what it
+    was given; it returns ``(state, metrics, calls)``, each call a dict of the ``key`` and
+    ``population`` it got and its ``episodes`` and ``experiences``.
+    """
+
+    @jax.jit
+    def tell(key, population, evaluation_, state, scores, steps):
+        calls = []
+
+        def evaluate(k, candidates, *, episodes=1, experiences=0):
+            calls.append(dict(key=k, population=candidates, episodes=episodes,
+                              experiences=experiences))
+            return el.Evaluation(scores, jnp.zeros((scores.shape[0], 0)), steps)
+
+        new_state, metrics = strategy.tell(key, population, evaluation_, state,
+                                           evaluate=evaluate)
+        return new_state, metrics, calls
+
+    def call(key, population, evaluation_, state, scores, steps=None):
+        scores = jnp.asarray(scores, jnp.float32)
+        steps = jnp.ones(scores.shape, jnp.int32) if steps is None else steps
+        return tell(key, population, evaluation_, state, scores, jnp.asarray(steps, jnp.int32))
+
+    return call
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +89,13 @@ def golden(template):
         P, SIGMA, 3, elites=1, validation_episodes=0, genome_capacity=4
     )
     fn = compiled(strategy)
-    state0 = strategy.init(jax.random.key(1), template)
-    pop0 = fn["ask"](KEY0, state0)
-    genomes0 = fn["genomes"](KEY0, state0, jnp.arange(P))
-    state1, metrics = fn["tell"](KEY0, pop0, evaluation(FITNESS0), state0)
-    pop1 = fn["ask"](KEY1, state1)
-    genomes1 = fn["genomes"](KEY1, state1, jnp.arange(P))
+    pop0, state0 = fn["ask"](KEY0, strategy.init(jax.random.key(1), template))
+    genomes0 = fn["genomes"](state0, jnp.arange(P))
+    state1, metrics = fn["tell"](TELL_KEY, pop0, evaluation(FITNESS0), state0)
+    pop1, asked1 = fn["ask"](KEY1, state1)
+    genomes1 = fn["genomes"](asked1, jnp.arange(P))
     return dict(strategy=strategy, fn=fn, state0=state0, pop0=pop0, genomes0=genomes0,
-                state1=state1, metrics=metrics, pop1=pop1, genomes1=genomes1)
+                state1=state1, metrics=metrics, pop1=pop1, asked1=asked1, genomes1=genomes1)
 
 
 def test_generation_zero_is_random_networks_from_seeds(golden, template):
@@ -115,11 +148,11 @@ def test_offspring_are_parent_plus_sigma_noise_golden(golden, template):
 def test_member_alone_equals_ask(golden):
     member = jax.jit(golden["strategy"].member)
     for i in (0, 3, P - 1):
-        leaves_equal(member(KEY1, golden["state1"], i), row(golden["pop1"], i))
+        leaves_equal(member(golden["asked1"], i), row(golden["pop1"], i))
 
 
 def test_parents_are_drawn_uniformly_among_the_top_t(golden):
-    g = golden["fn"]["genomes"](KEY1, golden["state1"], jnp.arange(1, 601))
+    g = golden["fn"]["genomes"](golden["asked1"], jnp.arange(1, 601))
     top_seeds = np.asarray(golden["genomes0"].init_seed)[[1, 3, 7]]
     counts = [(np.asarray(g.init_seed) == s).sum() for s in top_seeds]
     assert sum(counts) == 600 and min(counts) > 150, counts  # ~200 each
@@ -128,7 +161,8 @@ def test_parents_are_drawn_uniformly_among_the_top_t(golden):
 def test_nan_fitness_ranks_last(golden):
     fitness = FITNESS0.copy()
     fitness[1] = np.nan
-    state, m = golden["fn"]["tell"](KEY0, golden["pop0"], evaluation(fitness), golden["state0"])
+    state, m = golden["fn"]["tell"](TELL_KEY, golden["pop0"], evaluation(fitness),
+                                    golden["state0"])
     assert int(m["num_nan"]) == 1 and int(m["elite_index"]) == 3
     leaves_equal(state.parents, jax.tree.map(lambda x: x[np.array([3, 7, 5])], golden["pop0"]))
 
@@ -142,49 +176,55 @@ def validated(template):
         P, SIGMA, 2, elites=1, validation_episodes=2, validation_candidates=3, genome_capacity=4
     )
     fn = compiled(strategy)
-    fn["candidates"] = jax.jit(strategy.validation.candidates)
-    state0 = strategy.init(jax.random.key(1), template)
-    pop0 = fn["ask"](KEY0, state0)
-    # generation 0: no elite yet; candidates are the top 3 by fitness: 1, 3, 7
-    cand = fn["candidates"](KEY0, pop0, evaluation(FITNESS0), state0)
-    leaves_equal(cand, jax.tree.map(lambda x: x[np.array([1, 3, 7])], pop0))
-    # validation prefers candidate 2 (member 7) over the training-best member 1
-    state1, m = fn["tell"](KEY0, pop0, evaluation(FITNESS0), state0,
-                           validation=evaluation([4.0, 5.0, 6.0]))
+    fn["tell"] = scripted_tell(strategy)
+    pop0, asked0 = fn["ask"](KEY0, strategy.init(jax.random.key(1), template))
+    # validation prefers candidate 2 (member 7) over the training-best member 1; the scripted
+    # evaluate reports 1 + 2 + 3 = 6 validation steps
+    state1, m, calls = fn["tell"](TELL_KEY, pop0, evaluation(FITNESS0), asked0,
+                                  [4.0, 5.0, 6.0], steps=[1, 2, 3])
+    # generation 0: no elite yet; the candidates are the top 3 by fitness: 1, 3, 7
+    (call,) = calls
+    leaves_equal(call["population"], jax.tree.map(lambda x: x[np.array([1, 3, 7])], pop0))
+    assert int(call["episodes"]) == 2 and int(call["experiences"]) == 0
+    # the validation episodes' key is tell's own (fold_in(tell_key, 1)), not ask's
+    np.testing.assert_array_equal(call["key"], jax.random.fold_in(TELL_KEY, 1))
     assert int(m["elite_index"]) == 7 and float(m["elite_fitness"]) == 6.0
+    assert float(m["validation_steps"]) == 6.0 and float(m["extra_steps"]) == 6.0
     leaves_equal(strategy.solution(state1), row(pop0, 7))
     leaves_equal(state1.parents, jax.tree.map(lambda x: x[np.array([1, 3])], pop0))
-    return dict(strategy=strategy, fn=fn, state1=state1, pop0=pop0)
+    return dict(strategy=strategy, fn=fn, state1=state1, pop0=pop0, asked0=asked0)
 
 
 def test_validation_candidates_include_the_previous_elite(validated):
-    fn, state1 = validated["fn"], validated["state1"]
-    pop1 = fn["ask"](KEY1, state1)
+    strategy, fn, state1 = validated["strategy"], validated["fn"], validated["state1"]
+    pop1, asked1 = fn["ask"](KEY1, state1)
     leaves_equal(row(pop1, 0), row(validated["pop0"], 7))
     # the elite (member 0) has the worst training fitness but is still a candidate, first
     fitness = np.array([0.0, 9.0, 8.0, 7.0, 1.0, 2.0, 3.0, 4.0], np.float32)
-    cand = fn["candidates"](KEY1, pop1, evaluation(fitness), state1)
-    leaves_equal(cand, jax.tree.map(lambda x: x[np.array([0, 1, 2])], pop1))
-    # bounded memory: without the population the candidates are rebuilt identically
-    leaves_equal(fn["candidates"](KEY1, None, evaluation(fitness), state1), cand)
-    state2, m = fn["tell"](KEY1, pop1, evaluation(fitness), state1,
-                           validation=evaluation([5.0, 4.0, 6.0]))
+    expected = jax.tree.map(lambda x: x[np.array([0, 1, 2])], pop1)
+    _, m, calls = fn["tell"](TELL_KEY, pop1, evaluation(fitness), asked1, [5.0, 4.0, 6.0])
+    (call,) = calls
+    leaves_equal(call["population"], expected)
+    assert int(call["episodes"]) == 2
     assert int(m["elite_index"]) == 2 and float(m["elite_fitness"]) == 6.0
     # a tie keeps the previous elite
-    state2, m = fn["tell"](KEY1, pop1, evaluation(fitness), state1,
-                           validation=evaluation([5.0, 5.0, 4.0]))
+    state2, m, calls = fn["tell"](TELL_KEY, pop1, evaluation(fitness), asked1, [5.0, 5.0, 4.0])
+    leaves_equal(calls[0]["population"], expected)
     assert int(m["elite_index"]) == 0
-    leaves_equal(validated["strategy"].solution(state2), row(pop1, 0))
-    # parents are still the top T by training fitness; without the population: same state
-    again, _ = fn["tell"](KEY1, None, evaluation(fitness), state1,
-                          validation=evaluation([5.0, 5.0, 4.0]))
+    leaves_equal(strategy.solution(state2), row(pop1, 0))
+    # bounded memory: without the population the candidates are rebuilt identically, the
+    # parents are still the top T by training fitness: the same state
+    again, _, calls = fn["tell"](TELL_KEY, None, evaluation(fitness), asked1, [5.0, 5.0, 4.0])
+    (call,) = calls
+    leaves_equal(call["population"], expected)
+    assert int(call["episodes"]) == 2
     leaves_equal(again, state2)
 
 
-def test_tell_needs_the_validation_it_asked_for(validated):
-    with pytest.raises(ValueError, match="validation="):
-        validated["strategy"].tell(KEY0, validated["pop0"], evaluation(FITNESS0),
-                                   validated["strategy"].init(KEY0, row(validated["pop0"], 0)))
+def test_tell_needs_the_evaluate_its_validation_runs(validated):
+    with pytest.raises(ValueError, match="evaluate="):
+        validated["strategy"].tell(TELL_KEY, validated["pop0"], evaluation(FITNESS0),
+                                   validated["asked0"])
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -241,12 +281,8 @@ def check_bit_exact(strategy, state, template, min_length):
     """Cached parents and elites and a fresh population all decode bit for bit (one batched
     decode), and so does the solution from its serialized genome."""
     assert int(np.max(np.asarray(state.parent_genomes.length))) >= min_length
-    key = jax.random.PRNGKey(99)
-    population = jax.jit(strategy.ask)(key, state)
-    genomes = jax.jit(
-        lambda k, s: jax.vmap(lambda i: strategy.member_genome(k, s, i))(
-            jnp.arange(strategy.pop_size))
-    )(key, state)
+    population, asked = jax.jit(strategy.ask)(jax.random.PRNGKey(99), state)
+    genomes = jax.jit(genomes_of)(asked, jnp.arange(strategy.pop_size))
     # the solution's genome also goes through bytes (same capacity: one batched decode)
     data = G.to_bytes(el.strategies.elite_genome(state))
     read = jax.tree.map(lambda x: x[None], G.from_bytes(data, capacity=GENS))
@@ -300,9 +336,13 @@ def test_validated_elite_never_decreases_on_a_deterministic_task(mlp_run):
     # where the elite did not improve, the previous elite (member 0) kept its place
     same = np.flatnonzero(np.diff(elite) == 0) + 1
     assert same.size and np.all(m["elite_index"][same] == 0)
-    # frames: 16 members x 1 evaluation + 3 candidates x 2 validation episodes per generation
+    # frames: 16 members x 1 evaluation + 3 candidates x 2 validation episodes per generation;
+    # the validation episodes are the only extra evaluations, and they count in the steps
     np.testing.assert_array_equal(m["validation_steps"], 6)
-    np.testing.assert_array_equal(np.diff(np.concatenate([[0], m["steps"]])), 16 + 6)
+    np.testing.assert_array_equal(m["extra_steps"], 6)
+    per_generation = np.diff(np.concatenate([[0], m["steps"]]))
+    np.testing.assert_array_equal(per_generation, 16 + m["extra_steps"])
+    np.testing.assert_array_equal(per_generation, 16 + 6)
 
 
 def test_random_search_runs(template):
@@ -313,9 +353,8 @@ def test_random_search_runs(template):
     result = trainer(jax.random.PRNGKey(4))
     elite = np.asarray(result.metrics["elite_fitness"])
     assert np.all(np.diff(elite) >= 0), elite
-    key = jax.random.PRNGKey(5)
-    population = jax.jit(strategy.ask)(key, result.state)
-    genomes = jax.vmap(lambda i: strategy.member_genome(key, result.state, i))(jnp.arange(8))
+    population, asked = jax.jit(strategy.ask)(jax.random.PRNGKey(5), result.state)
+    genomes = genomes_of(asked, jnp.arange(8))
     np.testing.assert_array_equal(np.asarray(genomes.length), 0)  # fresh networks, no chain
     leaves_equal(row(population, 0), strategy.solution(result.state))  # the best so far
     leaves_equal(G.decode(genomes, template), population)

@@ -11,6 +11,7 @@ from evojax_lab.core import noise
 
 SIGMA = 0.1
 KEY = jax.random.PRNGKey(7)
+TELL_KEY = jax.random.PRNGKey(8)  # tell's own key: the noise comes from the state ask returned
 
 
 # ------------------------------------------------------------------------ NumPy references
@@ -116,12 +117,12 @@ def test_tell_matches_numpy(mirrored, pop_size, chunk_size, weight_decay):
     params = make_params()
     state = s.strategy.init(KEY, params, weight_decay=weight_decay)
     ask_key = jax.random.fold_in(KEY, 1)
-    population = s.ask(ask_key, state)
+    population, state = s.ask(ask_key, state)
     for name in params:
         assert population[name].shape == (pop_size, *params[name].shape)
         assert population[name].dtype == jnp.float32
     fitness = tie_fitness(pop_size)
-    new_state, metrics = s.tell(ask_key, population, evaluation(fitness), state)
+    new_state, metrics = s.tell(TELL_KEY, population, evaluation(fitness), state)
 
     expected, grads = np_es_step(params, population, fitness, SIGMA, weight_decay)
     assert_tree_close(new_state.mean, expected)
@@ -145,11 +146,12 @@ def test_two_generations_match_numpy():
     expected = {n: np.asarray(v, np.float64) for n, v in params.items()}
     for gen in range(2):
         k = jax.random.fold_in(KEY, gen)
-        population = s.ask(k, state)
+        population, state = s.ask(k, state)
         fitness = tie_fitness(10, seed=gen)
         mean = {n: np.asarray(v) for n, v in state.mean.items()}
         step, _ = np_es_step(mean, population, fitness, SIGMA, 0.005)
-        state, _ = s.tell(k, population, evaluation(fitness), state)
+        state, _ = s.tell(jax.random.fold_in(TELL_KEY, gen), population, evaluation(fitness),
+                          state)
         assert_tree_close(state.mean, step)
         expected = step
     assert int(state.generation) == 2
@@ -161,7 +163,7 @@ def test_mirrored_population_is_symmetric_about_the_mean():
     s = es(10)
     params = make_params()
     state = s.strategy.init(KEY, params)
-    population = s.ask(KEY, state)
+    population, _ = s.ask(KEY, state)
     n = 5
     for name, theta in params.items():
         theta = np.asarray(theta, np.float64)
@@ -176,7 +178,7 @@ def test_mirrored_population_is_symmetric_about_the_mean():
 def test_plain_population_is_not_mirrored():
     s = es(7, mirrored=False)
     params = make_params()
-    population = s.ask(KEY, s.strategy.init(KEY, params))
+    population, _ = s.ask(KEY, s.strategy.init(KEY, params))
     d = np.asarray(population["b"], np.float64) - np.asarray(params["b"])[None]
     assert not np.allclose(d[:3], -d[3:6], atol=1e-3)
 
@@ -184,10 +186,9 @@ def test_plain_population_is_not_mirrored():
 @pytest.mark.parametrize("mirrored,pop_size", [(True, 10), (False, 7)])
 def test_member_equals_ask(mirrored, pop_size):
     s = es(pop_size, mirrored)
-    state = s.strategy.init(KEY, make_params(2))
-    population = s.ask(KEY, state)
+    population, state = s.ask(KEY, s.strategy.init(KEY, make_params(2)))
     for i in range(pop_size):
-        one = s.member(KEY, state, i)
+        one = s.member(state, i)
         for name in population:
             np.testing.assert_allclose(one[name], population[name][i], rtol=0, atol=1e-6)
 
@@ -195,9 +196,9 @@ def test_member_equals_ask(mirrored, pop_size):
 def test_ask_is_deterministic_in_key():
     s = es(10)
     state = s.strategy.init(KEY, make_params())
-    a = s.ask(KEY, state)
-    b = s.ask(KEY, state)
-    c = s.ask(jax.random.fold_in(KEY, 9), state)
+    a, _ = s.ask(KEY, state)
+    b, _ = s.ask(KEY, state)
+    c, _ = s.ask(jax.random.fold_in(KEY, 9), state)
     np.testing.assert_array_equal(a["w"], b["w"])
     assert not np.allclose(a["w"], c["w"])
 
@@ -207,11 +208,10 @@ def test_chunked_tell_equals_unchunked(mirrored, pop_size):
     # 5 pairs (or 7 members) in chunks of 3: the last chunk is padded.
     full, chunked = es(pop_size, mirrored), es(pop_size, mirrored, chunk_size=3)
     params = make_params(6)
-    state = full.strategy.init(KEY, params)
-    population = full.ask(KEY, state)
+    population, state = full.ask(KEY, full.strategy.init(KEY, params))
     fitness = np.random.default_rng(8).normal(size=pop_size).astype(np.float32)
-    a, ma = full.tell(KEY, population, evaluation(fitness), state)
-    b, mb = chunked.tell(KEY, population, evaluation(fitness), state)
+    a, ma = full.tell(TELL_KEY, population, evaluation(fitness), state)
+    b, mb = chunked.tell(TELL_KEY, population, evaluation(fitness), state)
     assert_tree_close(b.mean, {n: np.asarray(v, np.float64) for n, v in a.mean.items()})
     np.testing.assert_allclose(float(mb["grad_norm"]), float(ma["grad_norm"]), rtol=1e-6)
 
@@ -219,8 +219,8 @@ def test_chunked_tell_equals_unchunked(mirrored, pop_size):
 def test_sigma_override_scales_the_perturbations():
     s = es(10)
     params = make_params()
-    a = s.ask(KEY, s.strategy.init(KEY, params))
-    b = s.ask(KEY, s.strategy.init(KEY, params, sigma=0.25))
+    a, _ = s.ask(KEY, s.strategy.init(KEY, params))
+    b, _ = s.ask(KEY, s.strategy.init(KEY, params, sigma=0.25))
     for name, theta in params.items():
         theta = np.asarray(theta, np.float64)
         eps_a = (np.asarray(a[name], np.float64) - theta) / np.float32(SIGMA)
@@ -241,8 +241,8 @@ def test_traced_hyperparameters_reach_adam():
     @jax.vmap
     def step(sigma, lr, wd):
         state = strategy.init(KEY, params, sigma=sigma, learning_rate=lr, weight_decay=wd)
-        population = strategy.ask(KEY, state)
-        return population, strategy.tell(KEY, population, jnp.asarray(fitness), state)[0]
+        population, state = strategy.ask(KEY, state)
+        return population, strategy.tell(TELL_KEY, population, jnp.asarray(fitness), state)[0]
 
     sigmas, lrs, wds = [0.05, 0.2], [0.3, 0.02], [0.0, 0.01]
     populations, states = step(jnp.array(sigmas), jnp.array(lrs), jnp.array(wds))
@@ -268,7 +268,7 @@ def test_table_noise_end_to_end():
     state = s.strategy.init(KEY, params)
     table = np.asarray(state.noise)
     assert table.shape == (2000,) and table.dtype == np.float32
-    population = s.ask(KEY, state)
+    population, asked = s.ask(KEY, state)
     # Each perturbation is table[o : o + N] at the offset of its pair.
     dim = 10
     leaves = sorted(params)  # ravel order of a dict: sorted keys
@@ -283,7 +283,7 @@ def test_table_noise_end_to_end():
         np.testing.assert_allclose(eps[i], table[o : o + dim], rtol=0, atol=1e-5)
         np.testing.assert_allclose(eps[i + 5], -table[o : o + dim], rtol=0, atol=1e-5)
     fitness = tie_fitness(10, seed=2)
-    new_state, _ = s.tell(KEY, population, evaluation(fitness), state)
+    new_state, _ = s.tell(TELL_KEY, population, evaluation(fitness), asked)
     expected, _ = np_es_step(params, population, fitness, SIGMA, 0.005)
     assert_tree_close(new_state.mean, expected)
     np.testing.assert_array_equal(np.asarray(new_state.noise), table)
@@ -304,9 +304,9 @@ def test_learns_a_quadratic_with_table_noise():
         state = strategy.init(key, jax.tree.map(jnp.zeros_like, target))
 
         def gen(state, k):
-            population = strategy.ask(k, state)
+            population, state = strategy.ask(k, state)
             fitness = -jax.vmap(loss)(population)
-            return strategy.tell(k, population, fitness, state)
+            return strategy.tell(jax.random.fold_in(k, 1), population, fitness, state)
 
         state, metrics = jax.lax.scan(gen, state, jax.random.split(key, 60))
         return strategy.solution(state), metrics
@@ -322,12 +322,11 @@ def test_learns_a_quadratic_with_table_noise():
 def test_nan_fitness_gets_the_worst_rank_and_is_counted():
     s = es(10)
     params = make_params(12)
-    state = s.strategy.init(KEY, params)
-    population = s.ask(KEY, state)
+    population, state = s.ask(KEY, s.strategy.init(KEY, params))
     fitness = np.random.default_rng(13).normal(size=10).astype(np.float32)
     fitness[[2, 7]] = np.nan
     fitness[4] = -np.inf  # a NaN still ranks below -inf
-    new_state, metrics = s.tell(KEY, population, evaluation(fitness), state)
+    new_state, metrics = s.tell(TELL_KEY, population, evaluation(fitness), state)
     assert int(metrics["num_nan"]) == 2
     finite = fitness[~np.isnan(fitness)]
     assert float(metrics["best_fitness"]) == finite.max()
@@ -340,9 +339,8 @@ def test_nan_fitness_gets_the_worst_rank_and_is_counted():
 
 def test_all_nan_fitness_stays_finite():
     s = es(10)
-    state = s.strategy.init(KEY, make_params())
-    population = s.ask(KEY, state)
-    new_state, metrics = s.tell(KEY, population, evaluation(np.full(10, np.nan)), state)
+    population, state = s.ask(KEY, s.strategy.init(KEY, make_params()))
+    new_state, metrics = s.tell(TELL_KEY, population, evaluation(np.full(10, np.nan)), state)
     assert int(metrics["num_nan"]) == 10
     assert np.isfinite(float(metrics["mean_fitness"]))
     for leaf in jax.tree.leaves(new_state.mean):
@@ -365,10 +363,10 @@ def test_too_small_pop_size_raises(pop_size):
 @pytest.mark.parametrize("shape", [(11,), (9,), (10, 1), ()])
 def test_fitness_of_wrong_shape_raises(shape):
     s = es(10)
-    state = s.strategy.init(KEY, make_params())
-    population = s.ask(KEY, state)
+    # the state ask returned, so the asked-check passes and the fitness check is what fails
+    population, state = s.ask(KEY, s.strategy.init(KEY, make_params()))
     with pytest.raises(ValueError, match="fitness"):
-        s.strategy.tell(KEY, population, jnp.zeros(shape), state)
+        s.strategy.tell(TELL_KEY, population, jnp.zeros(shape), state)
 
 
 @pytest.mark.parametrize("sigma", [0.0, -0.1])

@@ -1,6 +1,9 @@
 """The Deep GA with a safe mutation: rollouts record the parent's own experiences (a bounded
-reservoir of its observations), the state keeps them, and children are safe mutations of their
-parent measured on them."""
+reservoir of its observations), tell records them with one extra rollout of each new parent
+(through the evaluate it is given), the state keeps them, and children are safe mutations of
+their parent measured on them."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -19,15 +22,29 @@ def maze():
     return task, policy, params
 
 
+_STEPPERS = {}
+
+
+def _stepper(task, policy):
+    """One policy step ``(key, state, params, obs) -> (obs, state, reward, done)``, jitted once
+    per task and policy (an episode is still stepped one call at a time, in Python)."""
+    k = (id(task), id(policy))
+    if k not in _STEPPERS:
+        _STEPPERS[k] = (task, policy, jax.jit(
+            lambda key, state, params, obs: task.step(key, state, policy.apply(params, obs))))
+    return _STEPPERS[k][2]
+
+
 def _observations(task, policy, params, key):
     """Every observation the policy sees in one episode, stepped in Python (no reservoir)."""
+    step = _stepper(task, policy)
     key, reset_key = jax.random.split(key)
     obs, state = task.reset(reset_key)
     seen = []
     for _ in range(task.max_steps):
         seen.append(np.asarray(obs))
         key, step_key = jax.random.split(key)
-        obs, state, _, done = task.step(step_key, state, policy.apply(params, obs))
+        obs, state, _, done = step(step_key, state, params, obs)
         if bool(done):
             break
     return np.stack(seen)
@@ -106,49 +123,89 @@ def test_safe_mutation_arguments():
     with pytest.raises(ValueError, match="kind"):
         el.mutations.safe_mutation(apply, "nope", inputs=jnp.ones((2, 2)))
     op = el.mutations.safe_mutation(apply, "abs", inputs=jnp.ones((2, 2)))
-    assert op.num_experiences == 0
+    assert isinstance(op, el.mutations.Mutation)
+    assert op.experiences == 0 and op.decodable is False
     with pytest.raises(ValueError, match="no fixed inputs"):
         el.mutations.safe_mutation(apply, "abs", experiences=3, observation_shape=(2,))(
             jax.random.key(0), jnp.ones(2), 0.1)
 
 
+PARENTS = 3
+
+
 @pytest.fixture(scope="module")
 def safe_ga_run(maze):
     task, policy, params = maze
-    op = el.mutations.safe_mutation(policy.apply, "abs", experiences=16,
+    op = el.mutations.safe_mutation(policy, "abs", experiences=16,
                                     observation_shape=task.observation_shape)
-    strategy = el.strategies.deep_ga(8, 0.05, 3, validation_episodes=0, mutation=op)
+    strategy = el.strategies.deep_ga(8, 0.05, PARENTS, validation_episodes=0, mutation=op)
     trainer = el.make_train(task, policy, strategy, generations=2, eval_episodes=0,
                             params=params)
     carry = trainer.init(jax.random.key(5))
-    carry1, _ = trainer.run(carry, 1)
-    carry2, _ = trainer.run(carry1, 1)
-    return task, policy, strategy, op, carry1, carry2
+    carry1, metrics1 = trainer.run(carry, 1)
+    carry2, metrics2 = trainer.run(carry1, 1)
+    metrics = {k: np.concatenate([np.asarray(metrics1[k]), np.asarray(metrics2[k])])
+               for k in ("extra_steps", "steps")}
+    return task, policy, strategy, op, carry1, carry2, metrics
 
 
 def test_safe_ga_strategy_surface(safe_ga_run):
-    _, _, strategy, _, carry1, _ = safe_ga_run
-    assert strategy.experiences == 16
-    assert strategy.member_genome is None  # not decodable from seeds
-    exp = carry1.state.parent_experiences
-    assert exp.shape == (3, 16, 11)
-    assert bool(jnp.all(jnp.isfinite(exp))) and float(jnp.abs(exp).sum()) > 0
+    task, _, _, op, carry1, carry2, metrics = safe_ga_run
+    assert op.experiences == 16
+    assert op.observation_shape == task.observation_shape
+    assert op.decodable is False  # genomes are a lineage record, not decodable from seeds
+    for carry in (carry1, carry2):
+        exp = carry.state.parent_experiences
+        assert exp.shape == (PARENTS, 16, 11)
+        assert bool(jnp.all(jnp.isfinite(exp))) and float(jnp.abs(exp).sum()) > 0
+    # one extra episode (20 policy steps) per new parent, counted in the run's steps
+    np.testing.assert_array_equal(metrics["extra_steps"], PARENTS * 20)
+    np.testing.assert_array_equal(np.diff(np.concatenate([[0], metrics["steps"]])),
+                                  8 * 20 + PARENTS * 20)
+
+
+def test_safe_ga_experiences_are_observations_of_each_parents_rollout(safe_ga_run):
+    """Every stored row of parent j is one of the observations parent j itself sees in an
+    episode (stepped in Python; the maze is deterministic, so any key gives that episode): a
+    reservoir sample of 16 of its 20 steps. A parent whose robot moves sees 20 distinct
+    observations; its 16 rows are then distinct steps, and not all seen by another parent."""
+    task, policy, _, _, carry1, carry2, _ = safe_ga_run
+    for carry in (carry1, carry2):
+        state = carry.state
+        episodes = [
+            _observations(task, policy, jax.tree.map(lambda x, j=j: x[j], state.parents),
+                          jax.random.key(0))
+            for j in range(PARENTS)
+        ]
+        moving = [len(np.unique(seen, axis=0)) == len(seen) for seen in episodes]
+        assert any(moving)  # the distinctness checks below really run
+        for j, seen in enumerate(episodes):
+            assert len(seen) == 20
+            got = np.asarray(state.parent_experiences[j])
+            idx = [int(np.argmin(np.abs(seen - row).sum(axis=1))) for row in got]
+            np.testing.assert_allclose(got, seen[idx], rtol=1e-5, atol=1e-5)
+            if not moving[j]:
+                continue
+            assert len(set(idx)) == 16
+            for o, other in enumerate(episodes):
+                if o != j:  # some row is far (>> the 1e-5 match above) from all of o's
+                    dist = np.abs(other[None] - got[:, None]).sum(axis=2).min(axis=1)
+                    assert dist.max() > 1e-4, (j, o)
 
 
 def test_safe_ga_children_are_safe_mutations_on_the_parents_experiences(safe_ga_run):
-    task, policy, strategy, op, carry1, _ = safe_ga_run
-    state = carry1.state
+    _, policy, strategy, _, carry1, _, _ = safe_ga_run
     gen_key = jax.random.fold_in(carry1.key, carry1.generation)
     ask_key = jax.random.split(gen_key, 3)[0]
-    population = strategy.ask(ask_key, state)
+    population, state = jax.jit(strategy.ask)(ask_key, carry1.state)
+    sigma = el.genome.round_significand(state.sigma)
     for i in (1, 5):  # member 0 is the elite
         member_key = jax.random.fold_in(ask_key, i)
         seed = jax.random.bits(jax.random.fold_in(member_key, 0), (), jnp.uint32)
-        parent = int(jax.random.randint(jax.random.fold_in(member_key, 1), (), 0, 3))
-        sigma = el.genome.round_significand(state.sigma)
+        parent = int(jax.random.randint(jax.random.fold_in(member_key, 1), (), 0, PARENTS))
         expected = el.mutations.safe_mutate(
             el.genome.seed_key(seed), jax.tree.map(lambda x, p=parent: x[p], state.parents),
-            policy.apply, state.parent_experiences[parent], sigma, "abs")
+            el.policies.output_fn(policy), state.parent_experiences[parent], sigma, "abs")
         got = jax.tree.map(lambda x, i=i: x[i], population)
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -160,13 +217,24 @@ def test_safe_ga_children_are_safe_mutations_on_the_parents_experiences(safe_ga_
 
 def test_tell_without_experiences_is_an_error(maze):
     task, policy, params = maze
-    op = el.mutations.safe_mutation(policy.apply, "sum", experiences=4,
+    op = el.mutations.safe_mutation(policy, "sum", experiences=4,
                                     observation_shape=task.observation_shape)
     strategy = el.strategies.deep_ga(4, 0.05, 2, validation_episodes=0, mutation=op)
-    state = strategy.init(jax.random.key(0), params)
+    # jitted: the errors are raised while tell is traced (nothing is compiled)
+    population, state = jax.jit(strategy.ask)(jax.random.key(1),
+                                              strategy.init(jax.random.key(0), params))
     ev = el.Evaluation(jnp.arange(4.0), jnp.zeros((4, 2)), jnp.ones(4, jnp.int32))
+    # the new parents' experiences come from evaluate: without one, tell cannot record them
+    with pytest.raises(ValueError, match="evaluate="):
+        jax.jit(strategy.tell)(jax.random.key(2), population, ev, state)
+
+    def no_experiences(key, parents, *, episodes=1, experiences=0):
+        n = jax.tree.leaves(parents)[0].shape[0]
+        return el.Evaluation(jnp.zeros(n), jnp.zeros((n, 2)), jnp.ones(n, jnp.int32))
+
     with pytest.raises(ValueError, match="experiences"):
-        strategy.tell(jax.random.key(1), strategy.ask(jax.random.key(1), state), ev, state)
+        jax.jit(functools.partial(strategy.tell, evaluate=no_experiences))(
+            jax.random.key(2), population, ev, state)
 
 
 @pytest.mark.slow

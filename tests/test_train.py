@@ -1,4 +1,5 @@
-"""make_train: one jitted run; no recompilation across hyperparameters; sweeps; blocks; eager."""
+"""make_train: one jitted run; no recompilation across hyperparameters (counted with JAX's own
+trace events); sweeps; blocks; eager; the mesh inside an outer transformation."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 import evojax_lab as el
+from evojax_lab.core.compiles import count_compilations
 
 POP = 8
 GENS = 3
@@ -19,11 +21,11 @@ def hp(sigma=0.1, learning_rate=0.01):
     return {"sigma": jnp.float32(sigma), "learning_rate": jnp.float32(learning_rate)}
 
 
-def make_trainer():
+def make_trainer(mesh="auto"):
     task = el.tasks.make("CartPole-v1", max_steps=MAX_STEPS)
     policy = el.policies.for_task(task, hidden=(8,))
     strategy = el.strategies.openai_es(POP, sigma=0.1)
-    return el.make_train(task, policy, strategy, generations=GENS, eval_episodes=2)
+    return el.make_train(task, policy, strategy, generations=GENS, eval_episodes=2, mesh=mesh)
 
 
 def leaves_close(a, b, atol):
@@ -46,8 +48,17 @@ def trainer():
 
 
 @pytest.fixture(scope="module")
-def result(trainer):
-    return jax.block_until_ready(trainer(KEY, hp()))
+def traced():
+    """The trace events of the module's first ``trainer(KEY, hp())`` call."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def result(trainer, traced):
+    with count_compilations() as seen:
+        out = jax.block_until_ready(trainer(KEY, hp()))
+    traced["first_call"] = seen.traced("train_run")
+    return out
 
 
 def test_metrics_shapes_and_consistency(result):
@@ -70,14 +81,17 @@ def test_metrics_shapes_and_consistency(result):
     assert int(result.state.generation) == GENS
 
 
-def test_same_key_same_run_and_no_recompilation(trainer, result):
-    assert trainer.num_traces == 1
-    again = trainer(KEY, hp())
+def test_same_key_same_run_and_no_recompilation(trainer, result, traced):
+    assert traced["first_call"] == 1  # the first call traced the run (the counter sees it)
+    # (arguments built first: eager array operations are traced programs of their own)
+    args = [(KEY, hp()), (jax.random.PRNGKey(1), hp()), (KEY, hp(sigma=0.05)),
+            (KEY, hp(learning_rate=0.05))]
+    with count_compilations() as seen:
+        again, other_key, other_sigma, other_lr = [trainer(*a) for a in args]
+        jax.block_until_ready((again, other_key, other_sigma, other_lr))
+    assert seen.traced("train_run") == 0  # new keys and hyperparameter values reuse the program
+    assert seen.traces == 0  # and nothing else was traced either
     leaves_equal(again, result)
-    other_key = trainer(jax.random.PRNGKey(1), hp())
-    other_sigma = trainer(KEY, hp(sigma=0.05))
-    other_lr = trainer(KEY, hp(learning_rate=0.05))
-    assert trainer.num_traces == 1  # new keys and hyperparameter values reuse the program
     np.testing.assert_allclose(other_sigma.metrics["sigma"], 0.05, rtol=1e-7)
     np.testing.assert_allclose(
         other_lr.state.opt_state.hyperparams["learning_rate"], 0.05, rtol=1e-7
@@ -91,17 +105,23 @@ def test_vmap_sweep_equals_individual_runs(trainer, result):
     del result  # the single-run program is traced first
     sigmas = jnp.array([0.05, 0.1, 0.2], jnp.float32)
     lrs = jnp.array([0.01, 0.03, 0.01], jnp.float32)
-    traces = trainer.num_traces
-    sweep = trainer.sweep(KEY, {"sigma": sigmas, "learning_rate": lrs})
-    assert trainer.num_traces == traces + 1  # one trace for the whole sweep
-    again = trainer.sweep(KEY, {"sigma": sigmas * 2, "learning_rate": lrs / 2})
-    assert trainer.num_traces == traces + 1  # new values reuse the sweep's program
+    with count_compilations() as first:
+        sweep = trainer.sweep(KEY, {"sigma": sigmas, "learning_rate": lrs})
+    assert first.traced("train_run") == 1  # one trace for the whole sweep
+    other = {"sigma": sigmas * 2, "learning_rate": lrs / 2}
+    with count_compilations() as seen:
+        again = trainer.sweep(KEY, other)
+    assert seen.traces == 0  # new values reuse the sweep's program
     assert not np.allclose(np.asarray(again.metrics["sigma"]), np.asarray(sweep.metrics["sigma"]))
-    # A user's own jit(vmap(train)) works too (traced unsharded inside the caller's jit).
-    user = jax.jit(
-        jax.vmap(lambda s, lr: trainer(KEY, {"sigma": s, "learning_rate": lr}))
-    )(sigmas, lrs)
+    # A user's own jit(vmap(train)) runs sharded when the trainer's mesh is set around it ...
+    assert trainer.mesh is not None and trainer.mesh.size == 2  # conftest: 2 host devices
+    user_fn = jax.jit(jax.vmap(lambda s, lr: trainer(KEY, {"sigma": s, "learning_rate": lr})))
+    with jax.set_mesh(trainer.mesh):
+        user = user_fn(sigmas, lrs)
     leaves_close(user, sweep, atol=1e-5)
+    # ... and without it the trainer says why instead of quietly running unsharded.
+    with pytest.raises(ValueError, match="set_mesh"):
+        user_fn(sigmas, lrs)
     for name in METRICS:
         assert sweep.metrics[name].shape == (3, GENS)
     np.testing.assert_allclose(sweep.metrics["sigma"][:, 0], sigmas)
@@ -114,27 +134,31 @@ def test_blocks_equal_one_call_bit_for_bit(result):
     blocks = make_trainer()  # its own instance: ``run`` is a second traced program
     carry = blocks.init(KEY, hp())
     metrics = []
-    for _ in range(GENS):
-        carry, m = blocks.run(carry, 1)
-        metrics.append(m)
+    carry, m = blocks.run(carry, 1)
+    metrics.append(m)
+    with count_compilations() as seen:
+        for _ in range(GENS - 1):
+            carry, m = blocks.run(carry, 1)
+            metrics.append(m)
+    assert seen.traced("run_generations") == 0  # run(carry, 1) compiled once, reused by all
     assert int(carry.generation) == GENS
     leaves_equal(blocks.result(carry, metrics), result)
-    assert blocks.num_traces == 1  # run(carry, 1) compiled once, reused by every block
 
 
 def test_eager_generations_equal_the_jitted_run(result):
-    # The whole run jitted vs. the same generations dispatched op by op, outside any jit.
-    eager = make_trainer()
-    carry = eager._init_impl(KEY, hp())
+    # The whole run jitted vs. the same generations dispatched op by op, outside any jit (and
+    # so without a mesh: eager arrays live on one device).
+    eager = make_trainer(mesh=None)
     metrics = []
-    for _ in range(GENS):
-        carry, m = eager._generation(carry)
-        metrics.append(m)
+    with jax.disable_jit():
+        carry = eager.init(KEY, hp())
+        for _ in range(GENS):
+            carry, m = eager.step(carry)
+            metrics.append(m)
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
     leaves_close(stacked, result.metrics, atol=1e-5)
     leaves_close(carry.state, result.state, atol=1e-5)
     leaves_close(eager.strategy.solution(carry.state), result.solution, atol=1e-5)
-    assert eager.num_traces == 0
 
 
 @pytest.mark.parametrize(
@@ -190,7 +214,8 @@ def test_params_function_gives_each_seed_its_own_start_and_vmaps_over_seeds():
     kw = dict(generations=2, eval_episodes=0, record=("behavior",))
     by_function = el.make_train(task, None, strategy, params=start, **kw)
     keys = jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(2)])
-    batched = jax.vmap(by_function)(keys)
+    with jax.set_mesh(by_function.mesh):
+        batched = jax.vmap(by_function)(keys)
     for i in range(2):
         init_key = jax.random.split(keys[i], 3)[0]
         x0 = np.asarray(start(init_key)["x"])

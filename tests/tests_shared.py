@@ -10,8 +10,8 @@ def small_run(el, mesh):
     strategy = el.strategies.openai_es(8, sigma=0.1, learning_rate=0.05)
     trainer = el.make_train(task, policy, strategy, generations=3, eval_episodes=2, mesh=mesh)
     result = trainer(jax.random.PRNGKey(42))
-    with trainer._context():
+    with el.train.mesh_context(trainer.mesh):
         evaluation = jax.jit(
-            lambda k, s: el.evaluate(k, task, policy, strategy.ask(k, s), episodes=2)
+            lambda k, s: el.evaluate(k, task, policy, strategy.ask(k, s)[0], episodes=2)
         )(jax.random.PRNGKey(7), result.state)
     return result, evaluation

@@ -1,6 +1,7 @@
 """Core types and helpers; imports nothing else from evojax_lab."""
 
-from evojax_lab.core import noise, shaping, tree
-from evojax_lab.core.types import Evaluation, Strategy, TrainResult, Validation
+from evojax_lab.core import compiles, exact, noise, shaping, tree
+from evojax_lab.core.types import Evaluate, Evaluation, Strategy, TrainResult
 
-__all__ = ["Evaluation", "Strategy", "TrainResult", "Validation", "noise", "shaping", "tree"]
+__all__ = ["Evaluate", "Evaluation", "Strategy", "TrainResult", "compiles", "exact", "noise",
+           "shaping", "tree"]

@@ -1,81 +1,16 @@
-"""The types every part of evojax_lab speaks: Strategy, Evaluation, TrainResult (and the
-optional Validation request of a Strategy)."""
+"""The types every part of evojax_lab speaks: Strategy, Evaluation, TrainResult.
+
+The protocol and the reasons for its shape: ``docs/design.md``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 
 PyTree = Any
-
-
-class Validation(NamedTuple):
-    """An extra evaluation of a few candidates between ``evaluate`` and ``tell``.
-
-    A strategy cannot run rollouts (it never imports a task), so one that re-evaluates
-    candidates on extra episodes (the Deep GA's elite selection) describes the request and the
-    trainer runs it::
-
-        candidates = validation.candidates(key, population, evaluation, state)  # [C, ...]
-        extra = evaluate(other_key, task, policy, candidates, episodes=validation.episodes)
-        state, metrics = strategy.tell(key, population, evaluation, state, validation=extra)
-
-    ``key`` is the generation's ask key and ``population`` may be ``None`` (bounded-memory
-    evaluation: the strategy regenerates the candidates). The environment steps of ``extra``
-    count in the run's budget.
-
-    Attributes:
-        candidates: ``candidates(key, population, evaluation, state) -> params`` with a leading
-            axis of ``num_candidates``.
-        num_candidates: ``C`` (a Python int).
-        episodes: episodes per candidate (a Python int, >= 1).
-    """
-
-    candidates: Callable[[jax.Array, PyTree, Any, Any], PyTree]
-    num_candidates: int
-    episodes: int
-
-
-class Strategy(NamedTuple):
-    """A black-box optimizer as four pure functions (like ``optax.GradientTransformation``).
-
-    Attributes:
-        init: ``init(key, params, **hyperparams) -> state``. ``params`` is one parameter pytree
-            (a template for the population). Numeric hyperparameters given here override the
-            factory's defaults and may be traced (a sweep vmaps over them without recompiling).
-        ask: ``ask(key, state) -> population``, a pytree like ``params`` with a leading
-            population axis. The population is a deterministic function of ``(key, state)``.
-        tell: ``tell(key, population, evaluation, state) -> (state, metrics)``. ``key`` must be
-            the key given to ``ask`` for this population: strategies that never store
-            perturbations (ES noise, GA seeds) regenerate them from it. ``metrics`` is a dict of
-            scalars.
-        solution: ``solution(state) -> params``, the parameters the strategy would deploy now.
-        pop_size: the population size (a Python int).
-        member: optional ``member(key, state, index) -> params``: member ``index`` of
-            ``ask(key, state)`` built alone (O(N)), so an evaluator can materialize the
-            population chunk by chunk instead of all at once.
-        validation: optional :class:`Validation`. When set, ``tell`` takes a keyword
-            ``validation=`` (the :class:`Evaluation` of the candidates) and the trainer must
-            provide it.
-        member_genome: optional ``member_genome(key, state, index) -> genome``: the compact
-            genome (:class:`evojax_lab.genome.Genome`) of member ``index`` of ``ask(key, state)``,
-            for strategies whose individuals are seed chains (the Deep GA).
-        experiences: ``K > 0`` asks the evaluator for ``K`` observations per member
-            (:attr:`Evaluation.experiences`), which ``tell`` keeps for the next ``ask`` (the
-            Deep GA with a safe mutation). Default 0.
-    """
-
-    init: Callable[..., Any]
-    ask: Callable[[jax.Array, Any], PyTree]
-    tell: Callable[[jax.Array, PyTree, Evaluation, Any], tuple[Any, dict]]
-    solution: Callable[[Any], PyTree]
-    pop_size: int
-    member: Callable[[jax.Array, Any, Any], PyTree] | None = None
-    validation: Validation | None = None
-    member_genome: Callable[[jax.Array, Any, Any], Any] | None = None
-    experiences: int = 0
 
 
 class Evaluation(NamedTuple):
@@ -98,6 +33,54 @@ class Evaluation(NamedTuple):
     steps: jax.Array
     experiences: jax.Array | None = None
     obs_stats: Any = None
+
+
+class Evaluate(Protocol):
+    """The evaluation a strategy's ``tell`` may call for extra episodes.
+
+    ``evaluate(key, population, *, episodes=1, experiences=0) -> Evaluation`` evaluates a
+    batch of parameters (leading axis ``C``) on the run's task: fitness is the mean return over
+    ``episodes``; with ``experiences=K`` the evaluation also samples ``K`` observations of each
+    member's last episode. ``make_train`` passes one bound to its task, policy, observation
+    statistics and mesh.
+    """
+
+    def __call__(self, key: jax.Array, population: PyTree, *, episodes: int = 1,
+                 experiences: int = 0) -> Evaluation: ...
+
+
+class Strategy(NamedTuple):
+    """A black-box optimizer as pure functions (like ``optax.GradientTransformation``).
+
+    Attributes:
+        init: ``init(key, params, **hyperparams) -> state``. ``params`` is one parameter pytree
+            (the template of the population). Numeric hyperparameters given here override the
+            factory's defaults and may be traced (a sweep vmaps over them without recompiling).
+        ask: ``ask(key, state) -> (population, state)``: the population (a pytree like
+            ``params`` with a leading axis ``P``) drawn from ``key``, and the state it was drawn
+            from, which records ``key``: ``tell`` regenerates perturbations and seeds from the
+            state, never from its own key.
+        tell: ``tell(key, population, evaluation, state, evaluate=None) -> (state, metrics)``.
+            ``population`` is what ``ask`` returned (or ``None`` when the members were built one
+            by one with ``member``); ``evaluation`` its :class:`Evaluation` (or a ``[P]`` fitness
+            vector); ``state`` the state ``ask`` returned; ``key`` is for ``tell``'s own
+            randomness. ``evaluate`` (an :class:`Evaluate`) runs the extra evaluations a
+            strategy needs (elite re-evaluation, novelty agents, parents' experiences); a
+            ``tell`` that uses it reports the steps spent as ``metrics["extra_steps"]``.
+            ``metrics`` is a dict of arrays.
+        solution: ``solution(state) -> params``, the parameters the strategy would deploy now.
+        pop_size: the population size ``P`` (a Python int).
+        member: optional ``member(state, index) -> params``: member ``index`` of the population
+            the last ``ask`` drew (``state`` is the one ``ask`` returned), built alone in O(N),
+            so an evaluator can build the population chunk by chunk instead of all at once.
+    """
+
+    init: Callable[..., Any]
+    ask: Callable[[jax.Array, Any], tuple[PyTree, Any]]
+    tell: Callable[..., tuple[Any, dict]]
+    solution: Callable[[Any], PyTree]
+    pop_size: int
+    member: Callable[[Any, Any], PyTree] | None = None
 
 
 class TrainResult(NamedTuple):

@@ -47,6 +47,8 @@ import jax.numpy as jnp
 
 from evojax_lab.core.checks import check_nonnegative
 from evojax_lab.core.tree import ravel
+from evojax_lab.mutations.base import Mutation
+from evojax_lab.policies.outputs import output_fn
 
 #: Sensitivity kinds accepted by :func:`sensitivity`.
 SENSITIVITY_KINDS = ("sum", "abs", "so")
@@ -100,6 +102,12 @@ def _setup(apply_fn: ApplyFn, params, inputs):
 
     example = jax.tree.map(lambda x: x[0], inputs)
     out = jax.eval_shape(f, flat, example)
+    if not jnp.issubdtype(out.dtype, jnp.inexact):
+        raise ValueError(
+            f"the network's outputs are {out.dtype} (an argmax head?): safe mutations measure "
+            "float outputs; pass the flax module (or el.policies.output_fn(policy)) so a "
+            "discrete policy is measured through its logits"
+        )
     return flat, unravel, f, batched, k, int(out.shape[0])
 
 
@@ -428,53 +436,22 @@ def safe_mutate(
     return unravel(flat + delta)
 
 
-class SafeMutation:
-    """A safe mutation as a GA mutation operator (``el.strategies.deep_ga(mutation=...)``).
-
-    Built by :func:`safe_mutation`. Called as ``op(key, params, sigma, experiences=None)``: a
-    :func:`safe_mutate` of ``params`` with magnitude ``sigma`` measured on ``experiences`` (the
-    parent's own recent inputs, ``[K, *observation_shape]``) or on the fixed ``inputs`` given
-    to :func:`safe_mutation`.
-
-    Attributes:
-        apply_fn, kind, clip, floor, chunk_size: as in :func:`safe_mutate`.
-        inputs: fixed experiences (e.g. the 16 sequences of recurrent parity), or ``None``.
-        num_experiences: ``K`` observations the GA records per member in its rollouts and keeps
-            for the parents (0 with fixed ``inputs``).
-        observation_shape: the shape of one observation (needed to size the GA state).
-    """
-
-    def __init__(self, apply_fn, kind, *, inputs, num_experiences, observation_shape, clip,
-                 floor, chunk_size):
-        self.apply_fn = apply_fn
-        self.kind = kind
-        self.inputs = inputs
-        self.num_experiences = int(num_experiences)
-        self.observation_shape = (
-            None if observation_shape is None else tuple(int(d) for d in observation_shape)
-        )
-        self.clip = clip
-        self.floor = floor
-        self.chunk_size = chunk_size
-
-    def __call__(self, key, params, sigma, experiences=None):
-        inputs = self.inputs if experiences is None else experiences
-        if inputs is None:
+def _safe_apply(apply_fn, kind, inputs, clip, floor, chunk_size):
+    def apply(key, params, magnitude, experiences):
+        batch = inputs if experiences is None else experiences
+        if batch is None:
             raise ValueError(
                 "this safe mutation has no fixed inputs: call it with the parent's experiences "
-                "(the Deep GA records them in its rollouts)"
+                "(the Deep GA and GA-NS record them with a rollout of each parent)"
             )
-        return safe_mutate(key, params, self.apply_fn, inputs, sigma, self.kind, clip=self.clip,
-                           floor=self.floor, chunk_size=self.chunk_size)
+        return safe_mutate(key, params, apply_fn, batch, magnitude, kind, clip=clip,
+                           floor=floor, chunk_size=chunk_size)
 
-    def __repr__(self):
-        source = (f"inputs={jax.tree.leaves(self.inputs)[0].shape}" if self.inputs is not None
-                  else f"experiences={self.num_experiences}")
-        return f"SafeMutation(kind={self.kind!r}, {source})"
+    return apply
 
 
 def safe_mutation(
-    apply_fn: ApplyFn,
+    policy,
     kind: str = "sum",
     *,
     experiences: int = 100,
@@ -483,24 +460,34 @@ def safe_mutation(
     clip=0.2,
     floor=0.01,
     chunk_size: int | None = None,
-) -> SafeMutation:
-    """A safe mutation operator for the Deep GA (REFERENCE §3).
+) -> Mutation:
+    """A safe mutation operator for the Deep GA and GA-NS (REFERENCE §3), as a
+    :class:`~evojax_lab.mutations.Mutation` (called ``op(key, params, magnitude, experiences)``).
 
-    Either the parent's own experiences (``experiences = K`` observations sampled from its
-    last rollout; the GA asks the evaluator for them and keeps them with the parents, so give
+    The sensitivities are measured on either the parent's own experiences (``experiences = K``
+    observations sampled from a rollout of the parent: the GA runs one per new parent through
+    the ``evaluate`` it is given and keeps them with the parents, so give
     ``observation_shape``), or fixed ``inputs`` (a recurrent net on a fixed set of sequences,
     such as 4-bit parity; then ``experiences`` is ignored). The GA's ``sigma`` is the mutation
     magnitude ``m`` (the paper's default 0.01; for ``"r"`` the target divergence).
 
+    Args:
+        policy: the network: a flax module (or its bound ``apply``), measured through
+            :func:`evojax_lab.policies.output_fn` (a discrete, argmax policy through its logits:
+            the paper perturbs the network's outputs, and an argmax has no gradient), or a
+            function ``f(params, x) -> outputs`` for one example.
+        kind: ``"sum"``, ``"abs"``, ``"so"`` or ``"r"``.
+        experiences, observation_shape, inputs: where the experiences come from (above).
+        clip, floor, chunk_size: as in :func:`safe_mutate`.
+
     Example::
 
-        op = el.mutations.safe_mutation(policy.apply, "abs", experiences=100,
+        op = el.mutations.safe_mutation(policy, "abs", experiences=100,
                                         observation_shape=task.observation_shape)
         strategy = el.strategies.deep_ga(250, 0.01, 20, mutation=op)
 
-    A GA with a safe mutation keeps genomes as a lineage record, but ``genome.decode`` cannot
-    rebuild its individuals (each mutation depends on the parent's experiences), so the
-    strategy exposes no ``member_genome``.
+    A safe mutation is not decodable (each result depends on the parent's experiences, and its
+    float rounding on XLA's fusion): a GA using it keeps genomes as a lineage record only.
 
     Raises:
         ValueError: unknown ``kind``; neither ``inputs`` nor ``experiences >= 1`` with an
@@ -519,16 +506,17 @@ def safe_mutation(
                 "observation_shape is needed to keep the parents' experiences in the GA state "
                 "(pass task.observation_shape)"
             )
-        num = int(experiences)
+        num, shape = int(experiences), tuple(int(d) for d in observation_shape)
     else:
-        num = 0
-    return SafeMutation(apply_fn, kind, inputs=inputs, num_experiences=num,
-                        observation_shape=observation_shape, clip=clip, floor=floor,
-                        chunk_size=chunk_size)
+        num, shape = 0, None
+    name = "SM-R" if kind == "r" else f"SM-G-{kind.upper()}"
+    return Mutation(
+        apply=_safe_apply(output_fn(policy), kind, inputs, clip, floor, chunk_size),
+        experiences=num, observation_shape=shape, decodable=False, name=name,
+    )
 
 
 __all__ = [
-    "SafeMutation",
     "safe_mutation",
     "CHUNK_ELEMENTS",
     "MUTATION_KINDS",

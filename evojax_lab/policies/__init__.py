@@ -1,6 +1,7 @@
-"""Policies: flax modules whose ``apply(params, obs) -> action``."""
+"""Policies: flax modules whose ``apply(params, obs) -> action``, and initializers."""
 
 from evojax_lab.policies.cnn import MinAtarCNN, NatureCNN
+from evojax_lab.policies.init import output_kernel, reference_init
 from evojax_lab.policies.mlp import MLP, deep_mlp, for_task
 from evojax_lab.policies.normalization import (
     VBNMLP,
@@ -16,6 +17,7 @@ from evojax_lab.policies.normalization import (
     reference_batch,
     vbn_for_task,
 )
+from evojax_lab.policies.outputs import output_fn
 from evojax_lab.policies.recurrent import Recurrent
 
 __all__ = [
@@ -35,6 +37,9 @@ __all__ = [
     "obs_stats_merge",
     "obs_stats_reduce",
     "obs_stats_update",
+    "output_fn",
+    "output_kernel",
     "reference_batch",
+    "reference_init",
     "vbn_for_task",
 ]

@@ -12,7 +12,7 @@
 Both take one observation ``[H, W, C]`` (or a batch ``[..., H, W, C]``), cast it to float32 and
 multiply it by ``obs_scale`` (1 by default: MinAtar frames are already 0/1; use 1/255 for raw
 Atari pixels). The output layer is the Dense module named ``"output"``, which
-:func:`evojax_lab.genome.reference_init` recognises as the layer initialised with std 0.1.
+:func:`evojax_lab.policies.reference_init` recognises as the layer initialised with std 0.1.
 Heads: ``"discrete"`` (argmax over the logits, an int32 action, like
 :class:`~evojax_lab.policies.MLP`), ``"continuous"`` (tanh squashed into ``[low, high]``, for
 tasks such as the Image Hard Maze) or ``"linear"`` (the raw outputs).

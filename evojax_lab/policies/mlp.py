@@ -106,10 +106,10 @@ def deep_mlp(depth: int, width: int = 15, *, action_dim: int, activation: str = 
     outputs in ``[0, 1]`` are the robot's commands; the default head here, ``"continuous"`` on
     ``[-0.5, 0.5]``, is ``sigmoid(2 x) - 0.5``, which the Hard Maze maps back (``a + 0.5``) to
     the same commands ``sigmoid(2 x)`` of the output layer's pre-activation ``x``. The output
-    layer is the last ``Dense_<depth>`` (found by :func:`evojax_lab.genome.reference_init`).
+    layer is the last ``Dense_<depth>`` (found by :func:`evojax_lab.policies.reference_init`).
     Every layer is unrolled: at ``depth = 100`` (23,972 parameters) a jitted ``apply`` compiled in
     about 7 s on a busy 2-core CPU, a jitted ``init`` in about 20 s; ``jax.eval_shape(init)``
-    and :func:`evojax_lab.genome.reference_init` build parameters in about 2 s.
+    and :func:`evojax_lab.policies.reference_init` build parameters in about 2 s.
     """
     depth, width = int(depth), int(width)
     if depth < 0 or width < 1:

@@ -37,7 +37,7 @@ class Recurrent(nn.Module):
     flax's ``GRUCell`` and ``LSTMCell``.
 
     Parameters: ``layer_0 .. layer_{L-1}`` (the cells' parameters) and ``output`` (Dense
-    ``[hidden, O]`` kernel and bias), so :func:`evojax_lab.genome.reference_init` finds the
+    ``[hidden, O]`` kernel and bias), so :func:`evojax_lab.policies.reference_init` finds the
     output layer by its name. With the defaults, 1 input and ``cell="rnn"``: layer 0 has
     ``1*15 + 15 + 15*15`` = 255 parameters, layer 1 ``15*15 + 15 + 15*15`` = 465, the output
     ``15*2 + 2`` = 32.

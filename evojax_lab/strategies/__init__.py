@@ -1,6 +1,12 @@
 """Strategies: one module per algorithm, each a factory returning a :class:`Strategy`."""
 
-from evojax_lab.strategies.deep_ga import DeepGAState, deep_ga, elite_genome, random_search
+from evojax_lab.strategies.deep_ga import (
+    DeepGAState,
+    deep_ga,
+    elite_genome,
+    member_genome,
+    random_search,
+)
 from evojax_lab.strategies.ga_ns import GANSState, ga_ns
 from evojax_lab.strategies.novelty_es import NoveltyESState, ns_es, nsr_es, nsra_es
 from evojax_lab.strategies.openai_es import OpenAIESState, openai_es
@@ -13,6 +19,7 @@ __all__ = [
     "deep_ga",
     "elite_genome",
     "ga_ns",
+    "member_genome",
     "ns_es",
     "nsr_es",
     "nsra_es",

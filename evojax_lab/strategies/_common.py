@@ -1,4 +1,4 @@
-"""Validation helpers shared by the strategy factories."""
+"""Checks and small pieces shared by the strategy factories."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import jax.numpy as jnp
 from evojax_lab.core.checks import check_nonnegative, check_positive, check_positive_int
 
 __all__ = [
+    "check_asked",
     "check_nonnegative",
     "check_positive",
     "check_positive_int",
     "fitness_metrics",
     "fitness_of",
+    "require_evaluate",
+    "total_steps",
 ]
 
 
@@ -36,3 +39,41 @@ def fitness_metrics(fitness: jax.Array) -> dict:
         "mean_fitness": jnp.sum(finite) / count,
         "num_nan": jnp.sum(nan).astype(jnp.int32),
     }
+
+
+def check_asked(state) -> None:
+    """Raise if ``state`` (concrete, outside jit) did not come from ``ask``.
+
+    ``tell`` rebuilds the population from what ``ask`` recorded in the state it returned; the
+    state from before ``ask`` (or from the last ``tell``) would silently give another update.
+    Under ``jit`` the flag is traced and cannot be read; ``make_train`` always passes ``ask``'s.
+    """
+    try:
+        asked = bool(state.asked)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError):
+        return
+    if not asked:
+        raise ValueError(
+            "tell got a state that did not come from ask: pass the state ask returned "
+            "(population, state = strategy.ask(key, state); then tell(..., state))"
+        )
+
+
+def require_evaluate(evaluate, who: str, why: str):
+    """``evaluate``, or a clear error saying why ``who``'s tell needs one."""
+    if evaluate is None:
+        raise ValueError(
+            f"{who} {why}: tell needs evaluate= (a function evaluate(key, population, *, "
+            "episodes=1, experiences=0) -> Evaluation); make_train passes one"
+        )
+    if not callable(evaluate):
+        raise TypeError(f"evaluate must be callable, got {type(evaluate).__name__}")
+    return evaluate
+
+
+def total_steps(*evaluations) -> jax.Array:
+    """The summed environment steps of evaluations (float32, for ``metrics["extra_steps"]``)."""
+    total = jnp.zeros((), jnp.float32)
+    for evaluation in evaluations:
+        total = total + jnp.sum(jnp.asarray(evaluation.steps, jnp.float32))
+    return total

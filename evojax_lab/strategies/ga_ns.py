@@ -30,8 +30,14 @@ from evojax_lab import novelty as novelty_lib
 from evojax_lab.core.tree import take
 from evojax_lab.core.types import Strategy
 from evojax_lab.genome import Genome
-from evojax_lab.strategies._common import check_positive_int, fitness_metrics, fitness_of
-from evojax_lab.strategies.deep_ga import DeepGAState, deep_ga
+from evojax_lab.mutations import Mutation
+from evojax_lab.strategies._common import (
+    check_asked,
+    check_positive_int,
+    fitness_metrics,
+    fitness_of,
+)
+from evojax_lab.strategies.deep_ga import DeepGAState, deep_ga, member_genome
 
 
 class GANSState(NamedTuple):
@@ -54,6 +60,16 @@ class GANSState(NamedTuple):
     best_fitness: jax.Array
     archive_probability: jax.Array
 
+    @property
+    def asked(self) -> jax.Array:
+        """Whether this state came from ``ask`` (the inner GA state's flag)."""
+        return self.ga.asked
+
+    @property
+    def solution_genome(self) -> Genome:
+        """The genome of the solution (the best-fitness individual so far)."""
+        return self.best_genome
+
 
 def ga_ns(
     pop_size: int,
@@ -65,7 +81,7 @@ def ga_ns(
     k: int = 10,
     archive_probability: float = 0.01,
     archive_capacity: int = 10_000,
-    mutation: genome_lib.Mutation | None = None,
+    mutation: Mutation | None = None,
     init: genome_lib.Init | None = None,
     genome_capacity: int = 1000,
 ) -> Strategy:
@@ -81,7 +97,9 @@ def ga_ns(
         archive_capacity: archive rows; a full archive overwrites its oldest rows.
 
     Returns:
-        A :class:`~evojax_lab.Strategy` with ``member`` and ``member_genome``. ``tell`` metrics:
+        A :class:`~evojax_lab.Strategy` with ``member`` (genomes: ``member_genome(state.ga,
+        i)``). ``tell`` passes ``evaluate`` to the inner GA (a mutation that needs experiences
+        records them through it). ``tell`` metrics:
         ``best_fitness``, ``mean_fitness``, ``num_nan`` (of this generation's fitness),
         ``best_ever_fitness``, ``mean_novelty``, ``max_novelty``, ``archive_size``,
         ``elite_novelty``, ``genome_overflow``.
@@ -109,15 +127,14 @@ def ga_ns(
         )
 
     def ask(key, state):
-        return inner.ask(key, state.ga)
+        population, ga = inner.ask(key, state.ga)
+        return population, state._replace(ga=ga)
 
-    def member(key, state, index):
-        return inner.member(key, state.ga, index)
+    def member(state, index):
+        return inner.member(state.ga, index)
 
-    def member_genome(key, state, index):
-        return inner.member_genome(key, state.ga, index)
-
-    def tell(key, population, evaluation, state):
+    def tell(key, population, evaluation, state, evaluate=None):
+        check_asked(state)
         fitness = fitness_of(evaluation, pop_size)
         behavior = jnp.asarray(evaluation.behavior, jnp.float32)
         if behavior.shape != (pop_size, behavior_size):
@@ -126,7 +143,7 @@ def ga_ns(
                 f"strategy's behavior_size), got {tuple(behavior.shape)}"
             )
         nov = novelty_lib.knn(behavior, state.archive, k, population=behavior)
-        ga, inner_metrics = inner.tell(key, population, nov, state.ga)
+        ga, inner_metrics = inner.tell(key, population, nov, state.ga, evaluate)
         archive = novelty_lib.add(
             state.archive, behavior, key=jax.random.fold_in(key, 0xA4C1),
             probability=state.archive_probability,
@@ -137,8 +154,8 @@ def ga_ns(
         if population is not None:
             candidate = take(population, best_idx)
         else:
-            candidate = inner.member(key, state.ga, best_idx)
-        candidate_genome = inner.member_genome(key, state.ga, best_idx)
+            candidate = inner.member(state.ga, best_idx)
+        candidate_genome = member_genome(state.ga, best_idx)
 
         def pick(new, old):
             return jax.tree.map(lambda a, b: jnp.where(improved, a, b), new, old)
@@ -151,6 +168,8 @@ def ga_ns(
         metrics["elite_novelty"] = inner_metrics["elite_fitness"]
         metrics["archive_size"] = archive.size
         metrics["genome_overflow"] = inner_metrics["genome_overflow"]
+        if "extra_steps" in inner_metrics:
+            metrics["extra_steps"] = inner_metrics["extra_steps"]
         new_state = state._replace(
             ga=ga,
             archive=archive,
@@ -164,13 +183,7 @@ def ga_ns(
         return state.best
 
     return Strategy(
-        init=init_state,
-        ask=ask,
-        tell=tell,
-        solution=solution,
-        pop_size=pop_size,
-        member=member,
-        member_genome=member_genome,
+        init=init_state, ask=ask, tell=tell, solution=solution, pop_size=pop_size, member=member
     )
 
 

@@ -18,23 +18,21 @@ state. Every generation:
    ``+delta`` when the best validated fitness improves, ``-delta`` after ``patience``
    generations without improvement (clipped to [0, 1]); the next agent is drawn.
 
-Evaluating the agents: a strategy runs no episodes, so it asks the trainer through
-``strategy.validation`` (:class:`~evojax_lab.Validation`) to evaluate all ``M`` agents'
-parameters *after* this generation's update (``validation_episodes`` episodes each; those steps
-count in the budget). So the archive receives the updated agent's behavior and the next agent is
-drawn from up-to-date novelties, as in the paper. Generation 0 is the exception: there the
-agents are evaluated as initialized, their behaviors seed the archive (the paper's "all initial
-behaviors go into A") before any novelty is computed, and the first agent is drawn uniformly
-(nothing is known yet). The behavior of the agent updated at generation 0 is therefore not
-archived (unless it is drawn again at generation 1): after ``G`` generations the archive holds
-``M + G - 1`` behaviors. The agent evaluations also give each agent's fitness; ``solution(state)``
-is the agent with the best one.
+Evaluating the agents: ``tell`` runs agent episodes through the ``evaluate`` it is given
+(``make_train`` passes one; the steps are reported as ``extra_steps`` and count in the budget).
+At generation 0 it first evaluates the initial agents and their behaviors seed the archive (the
+paper's "all initial behaviors go into A") before any novelty is computed; the first agent is
+drawn uniformly (nothing is known yet). Every generation it then takes the ES step once and
+evaluates the updated agent (``validation_episodes`` episodes), whose behavior enters the archive
+and whose fitness and behavior replace the agent's stored ones: after ``G`` generations the
+archive holds ``M + G`` behaviors. The next agent is drawn from these up-to-date novelties, as in
+the paper; ``solution(state)`` is the agent with the best stored fitness.
 
 Defaults (the paper's): ``sigma = 0.02``, Adam lr 0.01, L2 0.005, ``k = 10``, mirrored sampling;
 ``num_agents = 5`` (humanoid; the paper used 3 for Atari); NSRA ``w = 1.0``, ``delta = 0.05``,
 ``patience = 50`` (the paper's ``t_w`` is unverified: all three are exposed and traceable).
 Agents start from ``agent_init`` (by default the reference initialization of
-:func:`evojax_lab.genome.reference_init`, one fresh draw per agent: the ``params`` given to
+:func:`evojax_lab.policies.reference_init`, one fresh draw per agent: the ``params`` given to
 ``init`` are a template; pass ``agent_init=lambda key, params: params`` to start every agent
 from them).
 """
@@ -48,17 +46,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from evojax_lab import genome as genome_lib
 from evojax_lab import novelty as novelty_lib
 from evojax_lab.core import noise as noise_lib
 from evojax_lab.core import shaping
 from evojax_lab.core.tree import take
-from evojax_lab.core.types import Strategy, Validation
+from evojax_lab.core.types import Strategy
+from evojax_lab.policies.init import reference_init
 from evojax_lab.strategies._common import (
+    check_asked,
     check_nonnegative,
     check_positive_int,
     fitness_metrics,
     fitness_of,
+    require_evaluate,
+    total_steps,
 )
 from evojax_lab.strategies.openai_es import openai_es
 
@@ -71,8 +72,9 @@ class NoveltyESState(NamedTuple):
     Attributes:
         means: the agents' parameters, leading axis ``M``.
         opt_states: their optimizer states, leading axis ``M``.
-        es: the shared OpenAI-ES state fields (sigma, weight decay, noise; its ``mean`` and
-            ``opt_state`` are placeholders — the agents' own live in ``means``/``opt_states``).
+        es: the shared OpenAI-ES state fields (sigma, weight decay, noise, and the last ask's
+            ``noise_key`` and ``asked`` flag; its ``mean`` and ``opt_state`` are placeholders —
+            the agents' own live in ``means``/``opt_states``).
         behaviors: ``[M, B]`` the agents' last evaluated behaviors.
         fitness: ``[M]`` the agents' last evaluated fitness (``-inf`` before the first).
         archive: the :class:`~evojax_lab.novelty.Archive`.
@@ -99,6 +101,11 @@ class NoveltyESState(NamedTuple):
     best_fitness: jax.Array
     stagnation: jax.Array
     generation: jax.Array
+
+    @property
+    def asked(self) -> jax.Array:
+        """Whether this state came from ``ask``."""
+        return self.es.asked
 
 
 def _novelty_es(
@@ -138,7 +145,7 @@ def _novelty_es(
         weight_decay=weight_decay, noise=noise, chunk_size=chunk_size,
         fitness_shaping=lambda u: u,
     )
-    start = genome_lib.reference_init if agent_init is None else agent_init
+    start = reference_init if agent_init is None else agent_init
     if not callable(start):
         raise TypeError(f"agent_init must be callable, got {type(start).__name__}")
 
@@ -174,16 +181,18 @@ def _novelty_es(
         return state.es._replace(mean=take(state.means, m), opt_state=take(state.opt_states, m))
 
     def ask(key, state):
-        return inner.ask(key, agent_state(state, state.agent))
+        state = state._replace(es=state.es._replace(noise_key=key, asked=jnp.ones((), bool)))
+        population, _ = inner.ask(key, agent_state(state, state.agent))
+        return population, state
 
-    def member(key, state, index):
-        return inner.member(key, agent_state(state, state.agent), index)
+    def member(state, index):
+        return inner.member(agent_state(state, state.agent), index)
 
-    def behaviors_of(evaluation):
+    def behaviors_of(evaluation, n):
         behavior = jnp.asarray(evaluation.behavior, jnp.float32)
-        if behavior.ndim != 2 or behavior.shape[1] != behavior_size:
+        if behavior.shape != (n, behavior_size):
             raise ValueError(
-                f"novelty needs behaviors of shape [P, {behavior_size}] (the strategy's "
+                f"novelty needs behaviors of shape ({n}, {behavior_size}) (the strategy's "
                 f"behavior_size), got {tuple(behavior.shape)}; the task's behavior_size is "
                 "what to pass"
             )
@@ -192,7 +201,7 @@ def _novelty_es(
     def utilities(evaluation, state):
         """Per-perturbation utilities and the perturbations' novelty."""
         fitness = fitness_of(evaluation, pop_size)
-        nov = novelty_lib.knn(behaviors_of(evaluation), state.archive, k)
+        nov = novelty_lib.knn(behaviors_of(evaluation, pop_size), state.archive, k)
         rank_n = shaping.centered_rank(nov)
         if variant == "ns":
             u = rank_n
@@ -202,63 +211,55 @@ def _novelty_es(
             u = w * rank_f + (1.0 - w) * rank_n
         return u, nov, fitness
 
-    def step(key, population, evaluation, state):
-        """One ES step of the current agent: (new means, new opt states, metrics pieces)."""
+    def seed_archive(key, state, evaluate):
+        """Generation 0: the initial agents are evaluated and their behaviors enter the
+        archive before any novelty is computed. Returns the state and the steps spent."""
+
+        def evaluated(state):
+            initial = evaluate(key, state.means, episodes=validation_episodes)
+            behavior = behaviors_of(initial, num_agents)
+            state = state._replace(
+                archive=novelty_lib.add(state.archive, behavior), behaviors=behavior,
+                fitness=fitness_of(initial, num_agents),
+            )
+            return state, total_steps(initial)
+
+        def unchanged(state):
+            return state, jnp.zeros((), jnp.float32)
+
+        return jax.lax.cond(state.generation == 0, evaluated, unchanged, state)
+
+    def tell(key, population, evaluation, state, evaluate=None):
+        check_asked(state)
+        evaluate = require_evaluate(
+            evaluate, f"{variant.upper()}-ES", "evaluates its agents (the initial ones at "
+            "generation 0, then the updated one every generation)",
+        )
+        first = state.generation == 0
+        state, seed_steps = seed_archive(jax.random.fold_in(key, 0x5EED), state, evaluate)
         u, nov, fitness = utilities(evaluation, state)
         m = state.agent
+        # One ES step of the current agent with the novelty (and fitness) utilities.
         new_inner, inner_metrics = inner.tell(key, population, u, agent_state(state, m))
         means = jax.tree.map(lambda a, x: a.at[m].set(x), state.means, new_inner.mean)
         opts = jax.tree.map(lambda a, x: a.at[m].set(x), state.opt_states, new_inner.opt_state)
-        return means, opts, nov, fitness, inner_metrics
-
-    def seed_archive(state, validation):
-        """Generation 0: the initial agents' behaviors enter the archive first."""
-        behavior = behaviors_of(validation)
-        return state._replace(
-            archive=novelty_lib.add(state.archive, behavior), behaviors=behavior,
-            fitness=fitness_of(validation, num_agents),
-        )
-
-    def candidates(key, population, evaluation, state):
-        first = state.generation == 0
-
-        def initial(_):
-            return state.means
-
-        def updated(_):
-            return step(key, population, evaluation, state)[0]
-
-        return jax.lax.cond(first, initial, updated, None)
-
-    def tell(key, population, evaluation, state, validation=None):
-        if validation is None:
-            raise ValueError(
-                "NS-ES / NSR-ES / NSRA-ES evaluate their agents after every update: tell needs "
-                "validation= (the Evaluation of strategy.validation.candidates(...)); "
-                "make_train provides it"
-            )
-        first = state.generation == 0
-        agent_behavior = behaviors_of(validation)
-        agent_fitness = fitness_of(validation, num_agents)
-        # Generation 0: the validation holds the initial agents; seed the archive with them.
-        seeded = jax.lax.cond(first, lambda s: seed_archive(s, validation), lambda s: s, state)
-        means, opts, nov, fitness, inner_metrics = step(key, population, evaluation, seeded)
-        m = state.agent
+        # The updated agent is evaluated; its behavior enters the archive.
+        updated = evaluate(jax.random.fold_in(key, 0xA6E7), _batch_of_one(new_inner.mean),
+                           episodes=validation_episodes)
+        agent_behavior = behaviors_of(updated, 1)[0]
+        agent_fitness = fitness_of(updated, 1)[0]
+        archive = novelty_lib.add(state.archive, agent_behavior[None])
+        behaviors = state.behaviors.at[m].set(agent_behavior)
+        agent_fit = state.fitness.at[m].set(agent_fitness)
+        clean = jnp.where(jnp.isnan(agent_fitness), -jnp.inf, agent_fitness)
+        # Generation 0: the best fitness so far includes the initial agents'.
+        before = jnp.where(first, jnp.max(jnp.where(jnp.isnan(state.fitness), -jnp.inf,
+                                                    state.fitness)), state.best_fitness)
+        improved = clean > before
+        best = jnp.maximum(before, clean)
+        # NSRA-ES: w up on improvement, down after `patience` generations without one (not at
+        # generation 0, where nothing came before).
         later = ~first
-        # From generation 1 the validation holds the updated agents: record the updated one.
-        archive = jax.lax.cond(
-            later,
-            lambda a: novelty_lib.add(a, agent_behavior[m]),
-            lambda a: a,
-            seeded.archive,
-        )
-        behaviors = jnp.where(later, agent_behavior, seeded.behaviors)
-        agent_fit = jnp.where(later, agent_fitness, seeded.fitness)
-        updated_fitness = jnp.where(later, agent_fitness[m], jnp.max(agent_fitness))
-        clean = jnp.where(jnp.isnan(updated_fitness), -jnp.inf, updated_fitness)
-        improved = clean > state.best_fitness
-        best = jnp.maximum(state.best_fitness, clean)
-        # NSRA-ES: w up on improvement, down after `patience` generations without one.
         stagnation = jnp.where(improved, 0, state.stagnation + 1)
         w = state.weight
         if variant == "nsra":
@@ -281,19 +282,19 @@ def _novelty_es(
         metrics["mean_novelty"] = jnp.mean(nov)
         metrics["max_novelty"] = jnp.max(nov)
         metrics["agent"] = m.astype(jnp.int32)
-        metrics["agent_fitness"] = updated_fitness
-        # The updated agent's behavior (generation 0: the first initial agent's), e.g. to draw
-        # each agent's path through behavior space.
-        metrics["agent_behavior"] = jnp.where(later, agent_behavior[m], agent_behavior[0])
+        metrics["agent_fitness"] = agent_fitness
+        metrics["agent_behavior"] = agent_behavior  # e.g. to draw each agent's path
         metrics["best_agent_fitness"] = jnp.max(jnp.where(jnp.isnan(agent_fit), -jnp.inf,
                                                           agent_fit))
         metrics["archive_size"] = archive.size
         metrics["grad_norm"] = inner_metrics["grad_norm"]
+        metrics["extra_steps"] = seed_steps + total_steps(updated)
         if variant == "nsra":
             metrics["weight"] = w
         new_state = state._replace(
             means=means,
             opt_states=opts,
+            es=state.es._replace(asked=jnp.zeros((), bool)),
             behaviors=behaviors,
             fitness=agent_fit,
             archive=archive,
@@ -310,16 +311,13 @@ def _novelty_es(
         return take(state.means, jnp.argmax(fitness))
 
     return Strategy(
-        init=init,
-        ask=ask,
-        tell=tell,
-        solution=solution,
-        pop_size=pop_size,
-        member=member,
-        validation=Validation(
-            candidates=candidates, num_candidates=num_agents, episodes=validation_episodes
-        ),
+        init=init, ask=ask, tell=tell, solution=solution, pop_size=pop_size, member=member
     )
+
+
+def _batch_of_one(params):
+    """``params`` as a batch of one (a leading axis of size 1)."""
+    return jax.tree.map(lambda x: x[None], params)
 
 
 def _check_weight(weight) -> None:
@@ -375,7 +373,7 @@ _ARGS = """
         num_agents: ``M`` (default 5).
         k: nearest neighbours of the novelty (default 10).
         archive_capacity: archive rows (``M`` at generation 0, then one per generation:
-            ``M + G - 1`` after ``G``; a full archive overwrites its oldest rows).
+            ``M + G`` after ``G``; a full archive overwrites its oldest rows).
         learning_rate, mirrored, weight_decay, noise, chunk_size: as in
             :func:`~evojax_lab.strategies.openai_es`.
         validation_episodes: episodes per agent evaluation (default 1; raise it on stochastic
@@ -386,11 +384,11 @@ _ARGS = """
             initialization, a fresh draw per agent).
 
     Returns:
-        A :class:`~evojax_lab.Strategy` with ``validation`` (the agent evaluations) and
-        ``member``. ``tell`` metrics: ``best_fitness``, ``mean_fitness``, ``num_nan`` (of the
+        A :class:`~evojax_lab.Strategy` with ``member``; ``tell`` needs ``evaluate`` (the agent
+        evaluations). ``tell`` metrics: ``best_fitness``, ``mean_fitness``, ``num_nan`` (of the
         perturbations), ``mean_novelty``, ``max_novelty``, ``agent``, ``agent_fitness`` and
         ``agent_behavior`` (the updated agent's evaluation), ``best_agent_fitness``,
-        ``archive_size``, ``grad_norm`` and, for NSRA-ES, ``weight``.
+        ``archive_size``, ``grad_norm``, ``extra_steps`` and, for NSRA-ES, ``weight``.
     """
 
 ns_es = _factory("ns", "NS-ES: each agent follows the novelty gradient alone (rank(N)).")

@@ -8,9 +8,10 @@ optimizer step. The gradient estimate carries no 1/sigma (the step size absorbs 
     g = (1/P) sum_i u_i eps_i        (mirrored: (1/P) sum_i (u_i+ - u_i-) eps_i, P = 2n)
     theta <- theta + optimizer_step(-g + weight_decay * theta)
 
-Perturbations are never stored: ``ask`` draws member ``i``'s noise from ``(key, i)`` and ``tell``
-regenerates it from the same key (optionally ``chunk_size`` rows at a time, so ``tell`` never holds
-``P x N`` floats). The population is laid out as ``[+eps_1 .. +eps_n, -eps_1 .. -eps_n]``.
+Perturbations are never stored: ``ask`` draws member ``i``'s noise from ``(key, i)`` and records
+``key`` in the state it returns (``noise_key``); ``tell`` regenerates the noise from the state
+(optionally ``chunk_size`` rows at a time, so ``tell`` never holds ``P x N`` floats), whatever key
+``tell`` itself is given. The population is laid out as ``[+eps_1 .. +eps_n, -eps_1 .. -eps_n]``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from evojax_lab.core.sharding import (
 from evojax_lab.core.tree import ravel
 from evojax_lab.core.types import Strategy
 from evojax_lab.strategies._common import (
+    check_asked,
     check_nonnegative,
     check_positive,
     check_positive_int,
@@ -43,12 +45,26 @@ from evojax_lab.strategies._common import (
 
 
 class OpenAIESState(NamedTuple):
-    mean: Any  # parameter pytree
+    """State of OpenAI-ES.
+
+    Attributes:
+        mean: the parameters (a pytree like ``params``).
+        opt_state: the optimizer's state.
+        sigma, weight_decay: the (traceable) hyperparameters.
+        noise: the noise source's state: ``None`` (fold-in) or the table.
+        generation: generations told so far.
+        noise_key: the key the last ``ask`` drew its perturbations from.
+        asked: whether this state came from ``ask`` (``tell`` refuses one that did not).
+    """
+
+    mean: Any
     opt_state: Any
     sigma: jax.Array
     weight_decay: jax.Array
-    noise: Any  # noise-source state: None (fold-in) or the table
+    noise: Any
     generation: jax.Array
+    noise_key: jax.Array
+    asked: jax.Array
 
 
 def adam(learning_rate: float = 0.01) -> optax.GradientTransformation:
@@ -87,8 +103,10 @@ def openai_es(
         fitness_shaping: maps the fitness vector to utilities (centered ranks by default).
 
     Returns:
-        A :class:`~evojax_lab.Strategy`. ``init(key, params, *, sigma=None, learning_rate=None,
-        weight_decay=None)`` accepts traced overrides of the numeric hyperparameters.
+        A :class:`~evojax_lab.Strategy` with ``member``. ``init(key, params, *, sigma=None,
+        learning_rate=None, weight_decay=None)`` accepts traced overrides of the numeric
+        hyperparameters. ``tell`` needs no ``evaluate``; its metrics: ``best_fitness``,
+        ``mean_fitness``, ``num_nan``, ``grad_norm``, ``sigma``.
     """
     pop_size = check_positive_int("pop_size", pop_size, 2)
     if mirrored and pop_size % 2:
@@ -105,7 +123,6 @@ def openai_es(
     num_noise = pop_size // 2 if mirrored else pop_size
 
     def init(key, params, *, sigma=sigma, learning_rate=None, weight_decay=weight_decay):
-        del key
         check_positive("sigma", sigma)
         check_nonnegative("weight_decay", weight_decay)
         opt_state = optimizer.init(params)
@@ -127,6 +144,8 @@ def openai_es(
             weight_decay=jnp.asarray(weight_decay, jnp.float32),
             noise=noise.init(),
             generation=jnp.zeros((), jnp.int32),
+            noise_key=key,
+            asked=jnp.zeros((), bool),
         )
 
     def _eps(key, state, indices, dim):
@@ -135,16 +154,18 @@ def openai_es(
         return constrain_population(noise_lib.sample_batch(noise, state.noise, key, indices, dim))
 
     def ask(key, state):
+        state = state._replace(noise_key=key, asked=jnp.ones((), bool))
         flat_mean, unravel = ravel(state.mean)
         eps = _eps(key, state, jnp.arange(num_noise), flat_mean.shape[0])
         scaled = state.sigma * eps
         flat = jnp.concatenate([flat_mean + scaled, flat_mean - scaled]) if mirrored else (
             flat_mean + scaled
         )
-        return constrain_population(jax.vmap(unravel)(constrain_population(flat)))
+        return constrain_population(jax.vmap(unravel)(constrain_population(flat))), state
 
-    def member(key, state, index):
-        """Member ``index`` of the population ``ask(key, state)`` (one O(N) row)."""
+    def member(state, index):
+        """Member ``index`` of the population the last ``ask`` drew (one O(N) row)."""
+        key = state.noise_key
         flat_mean, unravel = ravel(state.mean)
         if mirrored:
             sign = jnp.where(index < num_noise, 1.0, -1.0)
@@ -192,13 +213,14 @@ def openai_es(
             partials = partial_sums(context, blocks)
         return jnp.sum(partials, axis=0)
 
-    def tell(key, population, evaluation, state):
-        del population  # regenerated from the key instead of read back
+    def tell(key, population, evaluation, state, evaluate=None):
+        del key, population, evaluate  # the noise is regenerated from state.noise_key
+        check_asked(state)
         fitness = fitness_of(evaluation, pop_size)
         utility = fitness_shaping(fitness)
         weights = utility[:num_noise] - utility[num_noise:] if mirrored else utility
         flat_mean, unravel = ravel(state.mean)
-        g = weighted_noise_sum(key, state, weights, flat_mean.shape[0]) / pop_size
+        g = weighted_noise_sum(state.noise_key, state, weights, flat_mean.shape[0]) / pop_size
         flat_grad = -g + state.weight_decay * flat_mean
         updates, opt_state = optimizer.update(unravel(flat_grad), state.opt_state, state.mean)
         mean = optax.apply_updates(state.mean, updates)
@@ -206,7 +228,8 @@ def openai_es(
         metrics["grad_norm"] = jnp.linalg.norm(g)
         metrics["sigma"] = state.sigma
         new_state = state._replace(
-            mean=mean, opt_state=opt_state, generation=state.generation + 1
+            mean=mean, opt_state=opt_state, generation=state.generation + 1,
+            asked=jnp.zeros((), bool),
         )
         return new_state, metrics
 
