@@ -178,7 +178,8 @@ def _novelty_es(
         )
 
     def agent_state(state, m):
-        return state.es._replace(mean=take(state.means, m), opt_state=take(state.opt_states, m))
+        return state.es._replace(mean=_row(state.means, m, num_agents),
+                                 opt_state=_row(state.opt_states, m, num_agents))
 
     def ask(key, state):
         state = state._replace(es=state.es._replace(noise_key=key, asked=jnp.ones((), bool)))
@@ -313,6 +314,22 @@ def _novelty_es(
     return Strategy(
         init=init, ask=ask, tell=tell, solution=solution, pop_size=pop_size, member=member
     )
+
+
+def _row(tree, index, count: int):
+    """Row ``index`` of a pytree batched ``[count, ...]``, as a masked sum over the rows.
+
+    Exact (every other row adds zeros; a NaN elsewhere is masked out, not multiplied). A plain
+    ``tree[index]`` is a dynamic slice that XLA:CPU fuses into ``ask``'s ``P x N`` noise draw,
+    which then ran 2.3x slower (``benchmarks/ns_es_overhead.py``).
+    """
+    mask = jnp.arange(count) == index
+
+    def pick(x):
+        keep = mask.reshape(count, *([1] * (x.ndim - 1)))
+        return jnp.sum(jnp.where(keep, x, jnp.zeros_like(x)), axis=0)
+
+    return jax.tree.map(pick, tree)
 
 
 def _batch_of_one(params):
