@@ -4,6 +4,12 @@ Episodes never auto-reset: a member's loop stops counting at ``done`` and keeps 
 observation and state for the behavior descriptor. Nothing per step is stored; a rollout
 returns its return, its length and the behavior.
 
+What a member does at each step is an :class:`~evojax_lab.policies.Actor`: its policy, wrapped
+only in what the evaluation asks for (observation normalization, action noise, recording
+experiences; :mod:`evojax_lab.policies.actors`). The loop carries the actor's own carry and
+nothing else, and the actor's per-episode outputs become ``Evaluation.obs_stats`` and
+``Evaluation.experiences``.
+
 Devices: when a mesh with a ``"pop"`` axis is in context (``jax.set_mesh``; the trainer does
 this), members are split over its devices with ``jax.shard_map``: each device runs the rollouts of
 its own members (and its own done-masked loop), and the results come back sharded along the
@@ -32,19 +38,9 @@ from jax.sharding import PartitionSpec
 from evojax_lab.core.sharding import POP_AXIS, population_axis_size
 from evojax_lab.core.tree import batch_size
 from evojax_lab.core.types import Evaluation
-from evojax_lab.policies.normalization import normalize_obs, obs_stats_init, obs_stats_reduce
-from evojax_lab.policies.normalization import obs_stats_update as _obs_stats_update
+from evojax_lab.policies.actors import Actor, actor_for
+from evojax_lab.policies.normalization import obs_stats_reduce
 from evojax_lab.tasks.base import FunctionTask
-
-
-def apply_fn_of(policy) -> Callable[[Any, Any], Any]:
-    """``apply(params, obs) -> action`` of a flax module (or a plain callable)."""
-    apply = getattr(policy, "apply", None)
-    if apply is not None:
-        return apply
-    if callable(policy):
-        return policy
-    raise TypeError(f"policy must be a flax module or a callable, got {type(policy).__name__}")
 
 
 def rollout(key: jax.Array, task, policy, params, *, max_steps: int | None = None,
@@ -52,6 +48,8 @@ def rollout(key: jax.Array, task, policy, params, *, max_steps: int | None = Non
     """One episode of ``policy`` with ``params`` on ``task``.
 
     Args:
+        policy: a flax module, an ``apply(params, obs)`` callable, or an
+            :class:`~evojax_lab.policies.Actor` (a policy with wrappers).
         obs_norm: optional :class:`~evojax_lab.policies.ObsStats`: the policy then acts on
             ``normalize_obs(obs_norm, obs)`` (see :mod:`evojax_lab.policies.normalization`).
         action_noise: standard deviation of Gaussian noise added to every (continuous) action
@@ -62,95 +60,54 @@ def rollout(key: jax.Array, task, policy, params, *, max_steps: int | None = Non
         (``max_steps``, default ``task.max_steps``); under vmap it runs until every member is
         done, finished members frozen by the loop's own mask.
     """
-    ret, t, behavior, _, _ = _rollout(key, task, policy, params, max_steps=max_steps,
-                                      obs_norm=obs_norm, action_noise=action_noise)
+    actor = _actor(task, policy, obs_norm=obs_norm, action_noise=action_noise)
+    ret, t, behavior, _ = _episode(key, task, actor, params, max_steps)
     return ret, t, behavior
 
 
-def _reservoir_add(buffer, key, t, obs):
-    """Reservoir sampling (Algorithm R): after ``t + 1`` observations every one of them is in
-    the ``K``-slot ``buffer`` with probability ``K / (t + 1)``."""
-    size = buffer.shape[0]
-    j = jnp.where(t < size, t, jax.random.randint(key, (), 0, jnp.maximum(t + 1, 1)))
-    keep = j < size
-    slot = jnp.minimum(j, size - 1)
-    row = jnp.where(keep, obs.astype(buffer.dtype), buffer[slot])
-    return buffer.at[slot].set(row)
-
-
-def _fill_reservoir(buffer, count):
-    """Slots past ``count`` (an episode shorter than ``K``) repeat the filled ones cyclically,
-    so every row is a real observation (no mask needed downstream)."""
-    size = buffer.shape[0]
-    idx = jnp.arange(size)
-    source = jnp.where(idx < count, idx, idx % jnp.maximum(count, 1))
-    return buffer[source]
-
-
-def _rollout(key, task, policy, params, *, max_steps=None, experiences: int = 0,
-             obs_norm=None, action_noise: float = 0.0):
-    """:func:`rollout` that also returns a uniform sample of ``experiences`` of the episode's
-    observations (reservoir sampling; ``[K, *observation_shape]``, ``None`` when 0). The
-    sample draws its randomness from its own key, so returns are unchanged by asking for it.
-    With ``obs_norm`` (an ``ObsStats``) the policy sees normalized observations (and so does the
-    sample), and the fifth output is the ``ObsStats`` of the raw observations the policy acted
-    on (Welford); else ``None``."""
+def _actor(task, policy, *, obs_norm=None, experiences: int = 0, action_noise: float = 0.0):
+    """The :class:`~evojax_lab.policies.Actor` of an evaluation's options (a function task has
+    no observations: only the defaults apply)."""
     if isinstance(task, FunctionTask):
         if experiences:
             raise ValueError(
                 "experiences: a function task has no observations to record; give the safe "
                 "mutation fixed inputs instead"
             )
-        out = task.fn(key, params)
-        fitness, behavior = out if isinstance(out, tuple) else (out, jnp.zeros((0,)))
-        fitness = jnp.asarray(fitness, jnp.float32).reshape(())
         if obs_norm is not None:
             raise ValueError("obs_norm: a function task has no observations to normalize")
-        return fitness, jnp.ones((), jnp.int32), behavior, None, None
-    apply = apply_fn_of(policy)
+        return None
+    continuous = task.action_space.kind == "continuous"
+    return actor_for(policy, obs_norm=obs_norm, experiences=int(experiences or 0),
+                     action_noise=action_noise, continuous=continuous)
+
+
+def _episode(key, task, actor: Actor | None, params, max_steps=None):
+    """One episode: ``(return, length, behavior, outputs)`` with ``outputs`` the actor's
+    per-episode dict (``{}`` for a plain policy or a function task)."""
+    if actor is None:  # a function task: one evaluation of fn, "one step"
+        out = task.fn(key, params)
+        fitness, behavior = out if isinstance(out, tuple) else (out, jnp.zeros((0,)))
+        return jnp.asarray(fitness, jnp.float32).reshape(()), jnp.ones((), jnp.int32), behavior, {}
     max_steps = task.max_steps if max_steps is None else int(max_steps)
     key, reset_key = jax.random.split(key)
     obs, state = task.reset(reset_key)
-    record = int(experiences) > 0
-    sample_key = jax.random.fold_in(reset_key, 0x5AFE)
-    buffer = (
-        jnp.zeros((int(experiences), *jnp.shape(obs)), jnp.float32) if record else jnp.zeros(())
-    )
-    normalize = obs_norm is not None
-    stats = obs_stats_init(jnp.shape(obs)) if normalize else jnp.zeros(())
-    action_noise = float(action_noise)
-    if action_noise < 0:
-        raise ValueError(f"action_noise must be >= 0, got {action_noise}")
-    if action_noise and task.action_space.kind != "continuous":
-        raise ValueError("action_noise needs a continuous action space")
 
     def cond(carry):
-        t, _, _, done, _, _, _, _ = carry
+        t, _, _, done, _, _, _ = carry
         return jnp.logical_and(t < max_steps, jnp.logical_not(done))
 
     def body(carry):
-        t, obs, state, _, ret, key, buffer, stats = carry
-        seen = obs
-        if normalize:  # statistics of the raw observation; the policy sees it normalized
-            stats = _obs_stats_update(stats, obs)
-            seen = normalize_obs(obs_norm, obs)
-        if record:  # the input the policy sees at step t
-            buffer = _reservoir_add(buffer, jax.random.fold_in(sample_key, t), t, seen)
+        t, obs, state, _, ret, key, acting = carry
         key, step_key = jax.random.split(key)
-        action = apply(params, seen)
-        if action_noise:
-            key, noise_key = jax.random.split(key)
-            action = action + action_noise * jax.random.normal(
-                noise_key, jnp.shape(action), jnp.result_type(action, jnp.float32)
-            )
+        action, acting, key = actor.act(params, obs, acting, t, key)
         obs, state, reward, done = task.step(step_key, state, action)
-        return t + 1, obs, state, done, ret + reward, key, buffer, stats
+        return t + 1, obs, state, done, ret + reward, key, acting
 
     init = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros((), bool), jnp.zeros(()), key,
-            buffer, stats)
-    t, obs, state, _, ret, _, buffer, stats = jax.lax.while_loop(cond, body, init)
-    return (ret, t, task.behavior(obs, state), (_fill_reservoir(buffer, t) if record else None),
-            stats if normalize else None)
+            actor.start(obs, reset_key))
+    t, obs, state, _, ret, _, acting = jax.lax.while_loop(cond, body, init)
+    return ret, t, task.behavior(obs, state), actor.finish(acting, t)
 
 
 def _episode_keys(key, pop_size, episodes, common_random_numbers):
@@ -198,23 +155,25 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
     experiences = int(experiences or 0)
     if experiences < 0:
         raise ValueError(f"experiences must be >= 0, got {experiences}")
+    _actor(task, policy, obs_norm=obs_norm, experiences=experiences,
+           action_noise=action_noise)  # bad options raise here, before any tracing
     keys = _episode_keys(key, pop_size, int(episodes), common_random_numbers)
 
     def one_member(context, args):
         context, norm = context  # the normalization statistics travel replicated with it
         member, member_keys = args
         params = get_params(context, member)
-        ret, length, behavior, buffer, stats = jax.vmap(
-            lambda k: _rollout(k, task, policy, params, max_steps=max_steps,
-                               experiences=experiences, obs_norm=norm,
-                               action_noise=action_noise)
+        actor = _actor(task, policy, obs_norm=norm, experiences=experiences,
+                       action_noise=action_noise)
+        ret, length, behavior, outputs = jax.vmap(
+            lambda k: _episode(k, task, actor, params, max_steps)
         )(member_keys)
-        out = (ret.mean(), length.sum(), behavior[-1])
-        if experiences or norm is not None:
-            out = (*out, buffer[-1] if experiences else None)
-        if norm is not None:  # merged over the member's episodes
-            out = (*out, obs_stats_reduce(stats))
-        return out
+        per_member = {}  # the last episode's experiences; statistics over all episodes
+        if "experiences" in outputs:
+            per_member["experiences"] = outputs["experiences"][-1]
+        if "obs_stats" in outputs:
+            per_member["obs_stats"] = obs_stats_reduce(outputs["obs_stats"])
+        return ret.mean(), length.sum(), behavior[-1], per_member
 
     def run(context, members, keys):
         local = keys.shape[0]
@@ -242,10 +201,9 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
         run = jax.shard_map(
             run, in_specs=(PartitionSpec(), pop, pop), out_specs=pop, check_vma=False
         )
-    fitness, steps, behavior, *extra = run((context, obs_norm), members, keys)
+    fitness, steps, behavior, outputs = run((context, obs_norm), members, keys)
     return Evaluation(fitness=fitness, behavior=behavior, steps=steps,
-                      experiences=extra[0] if extra else None,
-                      obs_stats=extra[1] if len(extra) > 1 else None)
+                      experiences=outputs.get("experiences"), obs_stats=outputs.get("obs_stats"))
 
 
 def evaluate(

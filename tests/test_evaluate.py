@@ -238,3 +238,35 @@ def test_episodes_must_be_positive(setup, episodes):
     task, policy, _, population = setup
     with pytest.raises(ValueError, match="episodes"):
         el.evaluate(jax.random.key(0), task, policy, population, episodes=episodes)
+
+
+def test_an_actor_with_a_carry_of_its_own_runs_in_the_loop(setup):
+    """A custom :class:`~evojax_lab.policies.Actor` (here: a policy with memory that alternates
+    its actions, ignoring the observations) runs in the same loop; its returns equal a Python
+    loop over the gymnax environment with the same keys. Wrappers stack on it."""
+    task, _, _, _ = setup
+    alternating = el.policies.Actor(
+        start=lambda obs, key: jnp.int32(0),
+        act=lambda params, obs, last, t, key: (1 - last, 1 - last, key),
+        finish=lambda carry, length: {"last_action": carry},
+    )
+    key = jax.random.PRNGKey(4)
+    ret, length, _ = jax.jit(lambda k: el.rollout(k, task, alternating, None))(key)
+    # Python reference: split(k)[1] resets, k, step_key = split(k) per step
+    k, reset_key = jax.random.split(key)
+    obs, state = task.reset(reset_key)
+    total, steps, action = 0.0, 0, 0
+    for _ in range(CUTOFF):
+        k, step_key = jax.random.split(k)
+        action = 1 - action
+        obs, state, reward, done = task.step(step_key, state, action)
+        total, steps = total + float(reward), steps + 1
+        if bool(done):
+            break
+    assert (float(ret), int(length)) == (total, steps)
+    # the recording wrapper on top of it samples the observations the actor saw
+    recorded = el.evaluate(key, task, alternating, jnp.zeros((1, 1)), experiences=3)
+    assert recorded.experiences.shape == (1, 3, *task.observation_shape)
+    episode = el.rollout(jax.random.split(key, 1)[0], task, alternating, None)  # the CRN key
+    np.testing.assert_array_equal(recorded.fitness, [episode[0]])
+    np.testing.assert_array_equal(recorded.steps, [episode[1]])

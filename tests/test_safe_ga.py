@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import evojax_lab as el
-from evojax_lab.evaluate import _fill_reservoir, _reservoir_add
+from evojax_lab.policies.actors import fill_reservoir, reservoir_add
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_reservoir_is_uniform_and_bounded():
     def run(key):
         buf = jnp.full((K,), -1.0)
         for t in range(n):
-            buf = _reservoir_add(buf, jax.random.fold_in(key, t), jnp.int32(t), jnp.float32(t))
+            buf = reservoir_add(buf, jax.random.fold_in(key, t), jnp.int32(t), jnp.float32(t))
         return buf
 
     bufs = np.asarray(jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(1), trials)))
@@ -70,7 +70,7 @@ def test_reservoir_is_uniform_and_bounded():
 
 def test_short_episode_fills_cyclically():
     buf = jnp.arange(5.0)[:, None] * jnp.ones((5, 2))
-    out = np.asarray(_fill_reservoir(buf, jnp.int32(2)))
+    out = np.asarray(fill_reservoir(buf, jnp.int32(2)))
     np.testing.assert_array_equal(out[:, 0], [0, 1, 0, 1, 0])
 
 
