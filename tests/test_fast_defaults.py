@@ -1,0 +1,112 @@
+"""Defaults chosen from the problem size (issue 18): the noise source of OpenAI-ES and the
+evaluation layout of make_train. Small problems keep exactly the old path (same numbers for the
+same key); large ones get the ES paper's shared table and bounded-memory evaluation; an explicit
+choice is always kept."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpy_golden import leaves_equal
+
+import evojax_lab as el
+from evojax_lab.core import noise
+from evojax_lab.train import evaluation_layout
+
+
+@pytest.mark.parametrize(
+    "num_params, draws, expected",
+    [
+        (1_282, 128, ("fold_in", 0)),                # CartPole MLP, P = 256: 164k normals
+        (131_072, 31, ("fold_in", 0)),               # just below 2^22 normals
+        (131_072, 32, ("table", 25_000_000)),         # 2^22: the table, default size
+        (1_000_000, 512, ("table", 25_000_000)),      # N = 1M, P = 1,024
+        (4_000_000, 512, ("table", 64_000_000)),      # 16 windows of N
+        (16_777_216, 8, ("table", 1 << 28)),          # 16 N = 2^28 floats: still fits
+        (16_777_217, 8, ("fold_in", 0)),              # a table over 1 GiB: fold-in keys
+    ],
+)
+def test_choose_picks_the_table_for_large_problems(num_params, draws, expected):
+    source = noise.choose(num_params, draws)
+    assert (source.kind, source.size) == expected
+
+
+def quadratic(key, params):
+    del key
+    return -jnp.sum(jnp.square(params["x"]))
+
+
+def run(strategy, n, generations=2):
+    task = el.tasks.function(quadratic)
+    trainer = el.make_train(task, None, strategy, generations=generations, eval_episodes=0,
+                            params={"x": jnp.full((n,), 0.1)}, mesh=None)
+    return trainer(jax.random.PRNGKey(0))
+
+
+def test_small_problem_default_is_exactly_fold_in():
+    default = run(el.strategies.openai_es(16, 0.1), 100)
+    explicit = run(el.strategies.openai_es(16, 0.1, noise=el.noise.fold_in()), 100)
+    assert default.state.noise is None
+    leaves_equal(default, explicit)
+
+
+def test_large_problem_default_is_the_shared_table():
+    n = 131_072  # P/2 x N = 2^22 normals per draw
+    default = run(el.strategies.openai_es(64, 0.02), n, generations=1)
+    explicit = run(el.strategies.openai_es(64, 0.02, noise=el.noise.table(25_000_000)), n,
+                   generations=1)
+    table = np.asarray(default.state.noise)
+    assert table.shape == (25_000_000,)
+    # the table is the paper's: normals from the fixed seed 123
+    np.testing.assert_array_equal(table[:5], np.asarray(
+        jax.random.normal(jax.random.PRNGKey(123), (25_000_000,))[:5]))
+    leaves_equal(default, explicit)
+    # and the old behaviour stays available by argument
+    kept = run(el.strategies.openai_es(64, 0.02, noise=el.noise.fold_in()), n, generations=1)
+    assert kept.state.noise is None
+
+
+def layout(pop_size, n, chunk_size=None, member=True):
+    strategy = el.strategies.openai_es(pop_size, 0.1, noise=el.noise.fold_in())
+    if not member:
+        strategy = strategy._replace(member=None)
+    state = jax.eval_shape(strategy.init, jax.random.PRNGKey(0), {"x": jnp.zeros(n)})
+    return evaluation_layout(strategy, state, chunk_size)
+
+
+def test_evaluation_layout_bounds_memory_only_for_large_populations():
+    assert layout(1024, 1_282) == (False, None)          # 5 MB of parameters: built by ask
+    assert layout(256, 262_144) == (False, None)          # exactly 256 MiB: still built
+    assert layout(256, 262_145) == (True, 2)              # over: 4 MiB of members a chunk
+    assert layout(1024, 1_000_000) == (True, 1)           # N = 1M: one member at a time
+    assert layout(1024, 1_000_000, chunk_size=64) == (True, 64)  # an explicit choice is kept
+    assert layout(8, 1_282, chunk_size=4) == (True, 4)
+    assert layout(1024, 1_000_000, member=False) == (False, None)  # no member: nothing to build
+
+
+def test_tiled_table_sums_match_numpy():
+    """weighted_sums of a tiled table = the sum of the weighted windows, computed in NumPy from
+    the table and the offsets; 50 parameters in tiles of 16 (the last tile overlaps)."""
+    source = el.noise.table(1_000, tile=16)
+    table = source.init()
+    key, dim = jax.random.PRNGKey(7), 50
+    weights = jax.random.normal(jax.random.PRNGKey(8), (3, 5))
+    indices = jnp.arange(15).reshape(3, 5)
+    got = np.asarray(noise.weighted_sums(source, table, key, weights, indices, dim))
+    offsets = np.asarray(jax.vmap(lambda i: noise.offset(source, key, i, dim))(jnp.arange(15)))
+    t, w = np.asarray(table, np.float64), np.asarray(weights, np.float64).reshape(-1)
+    windows = np.stack([t[o:o + dim] for o in offsets])
+    expected = (w[:, None] * windows).reshape(3, 5, dim).sum(axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # the untiled product gives the same sums
+    plain = noise.weighted_sums(source._replace(tile=0), table, key, weights, indices, dim)
+    np.testing.assert_allclose(got, np.asarray(plain), rtol=1e-6, atol=1e-6)
+
+
+def test_tiled_table_es_is_the_same_run_on_one_and_two_devices():
+    strategy = el.strategies.openai_es(8, 0.1, noise=el.noise.table(10_000, tile=64))
+    task = el.tasks.function(quadratic)
+    runs = [el.make_train(task, None, strategy, generations=2, eval_episodes=0,
+                          params={"x": jnp.full((300,), 0.1)}, mesh=mesh)(jax.random.PRNGKey(1))
+            for mesh in (None, "auto")]
+    leaves_equal(runs[0], runs[1])
