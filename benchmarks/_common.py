@@ -5,12 +5,19 @@ such as the host device count must be set before JAX starts, and the peak reside
 process (``VmHWM``) then belongs to that configuration alone. The driver process never imports
 JAX. Workers print one line ``RESULT {json}``; the driver collects them, prints a table and
 appends a dated section to ``benchmarks/RESULTS.md``.
+
+Every section records the machine and the device JAX runs on (its default backend, device kind
+and count, probed in a fresh process); on a GPU or TPU every worker's ``RESULT`` also carries the
+device's peak memory (``memory_stats()["peak_bytes_in_use"]``), listed in the section (for a
+benchmark that runs JAX in its own process, that process's peak). On the CPU the peak memory is
+the process's ``VmHWM`` (the ``peak RSS`` columns).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -67,10 +74,45 @@ def strong(like, tree):
     return jax.tree.map(lambda x, s: jnp.asarray(x, dtype=s.dtype), tree, like)
 
 
+def device_info() -> dict:
+    """JAX's default backend in this process: ``platform`` (cpu, gpu, tpu), the first device's
+    ``kind`` (e.g. "cpu", "NVIDIA H200") and the device ``count``."""
+    import jax
+
+    return {"platform": jax.default_backend(), "kind": jax.devices()[0].device_kind,
+            "count": jax.device_count()}
+
+
+def device_peak_gb() -> float | None:
+    """Peak memory in use on this process's accelerator in GB (10^9 bytes), or None on the CPU.
+
+    The largest ``memory_stats()["peak_bytes_in_use"]`` over the local devices of JAX's default
+    backend (GPU, TPU). None where JAX runs on the CPU or a device keeps no statistics: there the
+    process's ``VmHWM`` (:func:`peak_rss_gb`) is the figure.
+    """
+    import jax
+
+    peaks = []
+    for device in jax.local_devices():
+        if device.platform == "cpu":
+            continue
+        stats = device.memory_stats() or {}
+        if "peak_bytes_in_use" in stats:
+            peaks.append(stats["peak_bytes_in_use"])
+    return max(peaks) / 1e9 if peaks else None
+
+
 def report(result: dict) -> None:
-    """Hand a worker's result to the driver (last stdout line)."""
+    """Hand a worker's result to the driver (last stdout line).
+
+    Adds ``peak_rss_gb`` and, when the worker imported JAX, ``device`` (:func:`device_info`) and
+    ``device_peak_gb`` (:func:`device_peak_gb`; None on the CPU), unless the worker set them.
+    """
     result = dict(result)
     result.setdefault("peak_rss_gb", peak_rss_gb())
+    if "jax" in sys.modules:
+        result.setdefault("device", device_info())
+        result.setdefault("device_peak_gb", device_peak_gb())
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -83,13 +125,13 @@ def worker_args(argv: Sequence[str] | None = None) -> dict | None:
 
 
 # -- driver side ------------------------------------------------------------------------------
-def run_worker(script: str | Path, config: dict, *, host_devices: int | None,
-               timeout: float | None = None) -> dict:
-    """Run ``script --worker config`` in a fresh process and return its ``RESULT``.
+# The device record of every worker this driver ran, in order: (label, device, device_peak_gb).
+# save_section lists the accelerator peaks from it.
+WORKER_DEVICES: list[tuple[str, dict | None, float | None]] = []
 
-    ``host_devices``: the number of CPU host devices to expose (sets ``XLA_FLAGS`` before JAX
-    starts); ``None`` removes the flag, so JAX sees its default single CPU device.
-    """
+
+def worker_env(host_devices: int | None) -> dict:
+    """The environment of a worker process (see :func:`run_worker`)."""
     env = dict(os.environ)
     flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(HOST_FLAG)]
     if host_devices is not None:
@@ -102,9 +144,20 @@ def run_worker(script: str | Path, config: dict, *, host_devices: int | None,
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
     )
+    return env
+
+
+def run_worker(script: str | Path, config: dict, *, host_devices: int | None,
+               timeout: float | None = None) -> dict:
+    """Run ``script --worker config`` in a fresh process and return its ``RESULT``.
+
+    ``host_devices``: the number of CPU host devices to expose (sets ``XLA_FLAGS`` before JAX
+    starts); ``None`` removes the flag, so JAX sees its default single CPU device.
+    """
     cmd = [sys.executable, str(script), "--worker", json.dumps(config)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, env=worker_env(host_devices), capture_output=True, text=True,
+                          timeout=timeout)
     wall = time.perf_counter() - start
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -112,7 +165,43 @@ def run_worker(script: str | Path, config: dict, *, host_devices: int | None,
         raise RuntimeError(f"worker {config} failed with exit code {proc.returncode}")
     result = json.loads(lines[-1][len("RESULT "):])
     result["process_wall_s"] = wall
+    label = str(config.get("impl", f"worker {len(WORKER_DEVICES) + 1}"))
+    WORKER_DEVICES.append((label, result.get("device"), result.get("device_peak_gb")))
     return result
+
+
+PROBE = ("import json, jax; d = jax.devices()[0]; print(json.dumps({'platform': "
+         "jax.default_backend(), 'kind': d.device_kind, 'count': jax.device_count()}))")
+
+
+@functools.cache
+def probe_device() -> dict:
+    """JAX's default backend as a fresh worker process sees it (without host devices):
+    ``{"platform", "kind", "count"}``; ``platform`` is "unknown" (and ``error`` says why) when
+    JAX cannot start. Probed once per driver, in a subprocess, so the driver never imports JAX
+    (and never holds an accelerator)."""
+    proc = subprocess.run([sys.executable, "-c", PROBE], env=worker_env(None),
+                          capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"platform": "unknown", "kind": "unknown", "count": 0, "error": last[:200]}
+    return json.loads(lines[-1])
+
+
+def device_line(device: dict, workers: Sequence[tuple[str, dict | None, float | None]] = ()
+                ) -> str:
+    """One line describing the device record: the backend, and on an accelerator the peak
+    device memory of each worker (in run order)."""
+    text = (f"JAX default backend {device['platform']}, {device['count']} x {device['kind']}"
+            + (f" ({device['error']})" if "error" in device else ""))
+    peaks = [f"{label} {peak:.2f}" for label, _, peak in workers if peak is not None]
+    if peaks:
+        return text + ("; peak device memory (memory_stats peak_bytes_in_use) per worker "
+                       "process, in run order: " + ", ".join(peaks) + " GB")
+    if device["platform"] == "cpu":
+        return text + "; peak memory = the process VmHWM (peak RSS)"
+    return text
 
 
 def median(values: Sequence[float]) -> float:
@@ -166,12 +255,14 @@ def git_revision() -> str:
 
 
 def machine() -> dict:
+    """The machine record: CPU, cores, RAM, OS and the JAX device (:func:`probe_device`)."""
     mem = memory_total_gb()
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": round(mem, 1) if mem else None,
         "platform": platform.platform(),
+        "device": probe_device(),
     }
 
 
@@ -231,6 +322,10 @@ def save_section(args, title: str, start: dict, settings: dict, table: str,
                  f"at end {load_average()}")
     lines.append(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, "
                  f"{m['platform']}")
+    workers = list(WORKER_DEVICES)
+    if "jax" in sys.modules:  # a benchmark that ran JAX in this process (no workers)
+        workers.append(("this process", device_info(), device_peak_gb()))
+    lines.append(f"- Device: {device_line(m['device'], workers)}")
     lines.append("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items())
                  + f"; evojax_lab at {git_revision()}")
     lines.append("- Settings: " + "; ".join(f"{k} = {val}" for k, val in settings.items()))
@@ -252,6 +347,7 @@ def save_section(args, title: str, start: dict, settings: dict, table: str,
     if notes:
         lines.append("")
     text = "\n".join(lines)
+    summary_record(title, args, checks)
     print()
     print(text)
     if not args.no_save:
@@ -264,6 +360,23 @@ def save_section(args, title: str, start: dict, settings: dict, table: str,
             f.write(text + "\n")
         print(f"(appended to {path})")
     return text
+
+
+#: When this environment variable names a file, :func:`save_section` appends one JSON line per
+#: section to it (title, quick, every check with its verdict): ``suite.py`` collects them.
+SUMMARY_ENV = "EVOJAX_LAB_BENCH_SUMMARY"
+
+
+def summary_record(title: str, args, checks: Sequence[tuple[str, float, str, str]]) -> None:
+    """Append a section's checks to the suite's summary file (:data:`SUMMARY_ENV`), if set."""
+    path = os.environ.get(SUMMARY_ENV)
+    if not path:
+        return
+    record = {"title": title, "quick": bool(args.quick),
+              "checks": [{"name": n, "value": float(v), "unit": u, "target": t,
+                          "met": meets(float(v), t) if t else None} for n, v, u, t in checks]}
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def meets(value: float, target: str) -> bool:

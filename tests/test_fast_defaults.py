@@ -53,17 +53,44 @@ def test_small_problem_default_is_exactly_fold_in():
 def test_large_problem_default_is_the_shared_table():
     n = 131_072  # P/2 x N = 2^22 normals per draw
     default = run(el.strategies.openai_es(64, 0.02), n, generations=1)
-    explicit = run(el.strategies.openai_es(64, 0.02, noise=el.noise.table(25_000_000)), n,
-                   generations=1)
+    explicit = run(el.strategies.openai_es(64, 0.02, noise=el.noise.table(
+        25_000_000, tile=noise.AUTO_TILE, block=noise.AUTO_BLOCK)), n, generations=1)
     table = np.asarray(default.state.noise)
     assert table.shape == (25_000_000,)
-    # the table is the paper's: normals from the fixed seed 123
-    np.testing.assert_array_equal(table[:5], np.asarray(
-        jax.random.normal(jax.random.PRNGKey(123), (25_000_000,))[:5]))
+    # the table holds normals from the fixed seed 123, built a block of 2^20 at a time
+    seed = jax.random.PRNGKey(123)
+    first = jax.random.normal(jax.random.fold_in(seed, 0), (noise.AUTO_BLOCK,))
+    last = jax.random.normal(jax.random.fold_in(seed, 23), (noise.AUTO_BLOCK,))
+    np.testing.assert_array_equal(table[:5], np.asarray(first[:5]))
+    np.testing.assert_array_equal(table[-5:], np.asarray(last[-5:]))
     leaves_equal(default, explicit)
     # and the old behaviour stays available by argument
     kept = run(el.strategies.openai_es(64, 0.02, noise=el.noise.fold_in()), n, generations=1)
     assert kept.state.noise is None
+
+
+def test_table_built_block_by_block_matches_numpy_assembly():
+    """size 10 in blocks of 4: blocks 0 and 1 at offsets 0 and 4, block 2 at 10 - 4 = 6 (it
+    overwrites entries 6 and 7 of block 1); block 0 (no blocks) is the one-draw table."""
+    seed = jax.random.PRNGKey(5)
+    blocks = [np.asarray(jax.random.normal(jax.random.fold_in(seed, b), (4,))) for b in range(3)]
+    expected = np.concatenate([blocks[0], blocks[1][:2], blocks[2]])
+    np.testing.assert_array_equal(np.asarray(noise.build_table(10, 5, 4)), expected)
+    np.testing.assert_array_equal(np.asarray(el.noise.table(10, seed=5, block=4).init()), expected)
+    np.testing.assert_array_equal(np.asarray(noise.build_table(10, 5, 0)),
+                                  np.asarray(jax.random.normal(seed, (10,))))
+    np.testing.assert_array_equal(np.asarray(noise.build_table(3, 5, 4)),  # block > size
+                                  np.asarray(jax.random.normal(jax.random.fold_in(seed, 0), (3,))))
+    with pytest.raises(ValueError, match="block must be >= 0"):
+        el.noise.table(10, block=-1)
+
+
+def test_default_table_builds_without_table_sized_temporaries():
+    """Building the automatic 25M table needs under half a table of scratch memory, not the
+    300 MB of one normal(key, [25M]) draw (XLA's compiled memory analysis, no run)."""
+    auto = noise.choose(1_000_000, 512)
+    scratch = jax.jit(auto.init).lower().compile().memory_analysis().temp_size_in_bytes
+    assert scratch < 0.5 * auto.size * 4  # measured: 25 MB (6 blocks), against 3 x 100 MB
 
 
 def layout(pop_size, n, chunk_size=None, member=True):

@@ -36,18 +36,43 @@ class NoiseSource(NamedTuple):
         tile: a table's weighted sums (:func:`weighted_sums`) run tile by tile over the
             parameters, this many at a time, reading each window once (``0``: one
             ``[B] @ [B, N]`` product per block of rows, the rounding of earlier versions).
+        block: the table is built this many entries at a time (:func:`build_table`), so
+            building it needs the table plus one block (``0``: one ``normal(key, [size])``
+            draw, the table of earlier versions, which XLA builds with 3 table-sized temporaries).
     """
 
     kind: str  # "fold_in" or "table"
     size: int = 0
     seed: int = 123
     tile: int = 0
+    block: int = 0
 
     def init(self) -> Any:
         """The source's device state: ``None`` for fold-in, the float32 table otherwise."""
         if self.kind == "fold_in":
             return None
-        return jax.random.normal(jax.random.PRNGKey(self.seed), (self.size,), jnp.float32)
+        return build_table(self.size, self.seed, self.block)
+
+
+def build_table(size: int, seed: int, block: int = 0) -> jax.Array:
+    """The float32 table of ``size`` standard normals from ``seed``.
+
+    ``block = 0``: ``normal(PRNGKey(seed), [size])``. ``block > 0``: block ``b`` is
+    ``normal(fold_in(PRNGKey(seed), b), [block])`` written at ``min(b * block, size - block)``,
+    blocks in order (the last one may overlap the one before it and overwrites the overlap), so
+    the build holds the table and one block instead of several table-sized temporaries.
+    """
+    key = jax.random.PRNGKey(seed)
+    if not block:
+        return jax.random.normal(key, (size,), jnp.float32)
+    block = min(int(block), int(size))
+    count = -(-size // block)
+
+    def write(b, out):
+        values = jax.random.normal(jax.random.fold_in(key, b), (block,), jnp.float32)
+        return jax.lax.dynamic_update_slice(out, values, (jnp.minimum(b * block, size - block),))
+
+    return jax.lax.fori_loop(0, count, write, jnp.zeros((size,), jnp.float32))
 
 
 def fold_in() -> NoiseSource:
@@ -55,18 +80,23 @@ def fold_in() -> NoiseSource:
     return NoiseSource("fold_in")
 
 
-def table(size: int = 25_000_000, seed: int = 123, *, tile: int = 0) -> NoiseSource:
+def table(size: int = 25_000_000, seed: int = 123, *, tile: int = 0,
+          block: int = 0) -> NoiseSource:
     """A shared float32 noise table of ``size`` entries built from ``seed``.
 
     The ES paper used 250M entries (1 GB); the default here is 25M (100 MB). The table must be
     larger than the number of parameters. ``tile > 0`` sums weighted windows tile by tile
-    (:func:`weighted_sums`; :func:`choose` sets :data:`AUTO_TILE`).
+    (:func:`weighted_sums`); ``block > 0`` builds the table block by block (:func:`build_table`:
+    other entries, a fraction of the build memory). :func:`choose` sets both
+    (:data:`AUTO_TILE`, :data:`AUTO_BLOCK`); the defaults here give the table of earlier versions.
     """
     if int(size) <= 0:
         raise ValueError(f"noise table size must be positive, got {size}")
     if int(tile) < 0:
         raise ValueError(f"tile must be >= 0, got {tile}")
-    return NoiseSource("table", int(size), int(seed), int(tile))
+    if int(block) < 0:
+        raise ValueError(f"block must be >= 0, got {block}")
+    return NoiseSource("table", int(size), int(seed), int(tile), int(block))
 
 
 #: ``choose`` picks the shared table once a generation draws at least this many normals
@@ -80,6 +110,9 @@ AUTO_TABLE_WINDOWS = 16
 #: Parameters per tile of an automatic table's weighted sums (64 KiB: an L1/L2-sized
 #: accumulator; 0.22 s against 0.80 s for 512 windows of 1M floats on a CPU core).
 AUTO_TILE = 1 << 14
+#: Entries per block when an automatic table is built (4 MiB): building 25M floats then needs
+#: ~100 MB besides the table, not ~300 MB (``normal(key, [size])`` in one draw).
+AUTO_BLOCK = 1 << 20
 
 
 def choose(num_params: int, num_draws: int) -> NoiseSource:
@@ -101,7 +134,7 @@ def choose(num_params: int, num_draws: int) -> NoiseSource:
     num_params, num_draws = int(num_params), int(num_draws)
     size = max(AUTO_TABLE_SIZE, AUTO_TABLE_WINDOWS * num_params)
     if num_draws * num_params >= AUTO_TABLE_MIN_DRAWS and size <= AUTO_TABLE_MAX:
-        return table(size, tile=AUTO_TILE)
+        return table(size, tile=AUTO_TILE, block=AUTO_BLOCK)
     return fold_in()
 
 
