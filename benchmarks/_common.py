@@ -204,6 +204,15 @@ def device_line(device: dict, workers: Sequence[tuple[str, dict | None, float | 
     return text
 
 
+def thinned(rows: Sequence, count: int = 12) -> list:
+    """About ``count`` evenly spaced rows of a long table, the last row always included once."""
+    step = max(len(rows) // count, 1)
+    picked = list(range(0, len(rows), step))
+    if rows and picked[-1] != len(rows) - 1:
+        picked.append(len(rows) - 1)
+    return [rows[i] for i in picked]
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

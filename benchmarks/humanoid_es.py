@@ -85,7 +85,7 @@ def main():
               flush=True)
     table = C.markdown_table(["generation", "minutes", "env steps", "solution return",
                               "population mean", "population best"],
-                             rows[:: max(len(rows) // 12, 1)] + rows[-1:])
+                             C.thinned(rows))
     C.save_section(
         args, f"OpenAI-ES on {name} (issue 8)", start,
         {"backend": args.backend, "P": args.pop, "MLP": "-".join(map(str, args.hidden))
