@@ -111,7 +111,7 @@ AUTO_TABLE_WINDOWS = 16
 #: accumulator; 0.22 s against 0.80 s for 512 windows of 1M floats on a CPU core).
 AUTO_TILE = 1 << 14
 #: Entries per block when an automatic table is built (4 MiB): building 25M floats then needs
-#: ~100 MB besides the table, not ~300 MB (``normal(key, [size])`` in one draw).
+#: ~25 MB of scratch besides the table, not ~300 MB (``normal(key, [size])`` in one draw).
 AUTO_BLOCK = 1 << 20
 
 
