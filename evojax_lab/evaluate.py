@@ -19,10 +19,12 @@ Chunks on CPU: a vmapped rollout re-reads every member's parameters at every ste
 the whole population's parameters (``P x N`` floats) stream from memory once per step unless
 the members of one batch fit in cache. With ``chunk_size=None`` an environment task is therefore
 evaluated :func:`auto_chunk_size` members per device at a time on CPU backends (about 1 MiB of
-parameters per chunk; about 1.6x the throughput of one batch on CartPole with a 4-32-32-2 MLP
-and P = 2,048, see ``benchmarks/scaling.py``, and a chunk's loop stops as soon as its own members
-are done). Results are identical to the unchunked evaluation; on GPU/TPU the whole population
-runs at once.
+parameters per chunk, at least two members; about 1.6x the throughput of one batch on CartPole
+with a 4-32-32-2 MLP and P = 2,048, see ``benchmarks/scaling.py``). A chunk's loop stops as soon
+as its own members are done, so small chunks also waste fewer masked steps on members that
+finished before the chunk's longest episode: this is what large networks gain most from (see
+:func:`auto_chunk_size`, ``benchmarks/rollout_ceiling.py``). Results are identical to the
+unchunked evaluation; on GPU/TPU the whole population runs at once.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.extend import core as jex_core
 from jax.sharding import PartitionSpec
 
 from evojax_lab.core.sharding import POP_AXIS, population_axis_size
@@ -82,9 +85,27 @@ def _actor(task, policy, *, obs_norm=None, experiences: int = 0, action_noise: f
                      action_noise=action_noise, continuous=continuous)
 
 
+def _depends_on_first_input(fn, *args) -> bool:
+    """Whether any output of ``fn(*args)`` depends on its first argument: a walk back over the
+    equations of its jaxpr from the outputs (an equation with effects counts as used; an
+    equation's inner jaxprs as a whole: conservative)."""
+    jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
+    used = {v for v in jaxpr.outvars if not isinstance(v, jex_core.Literal)}
+    for eqn in reversed(jaxpr.eqns):
+        if eqn.effects or any(v in used for v in eqn.outvars):
+            used.update(v for v in eqn.invars if not isinstance(v, jex_core.Literal))
+    return jaxpr.invars[0] in used
+
+
 def _episode(key, task, actor: Actor | None, params, max_steps=None):
     """One episode: ``(return, length, behavior, outputs)`` with ``outputs`` the actor's
-    per-episode dict (``{}`` for a plain policy or a function task)."""
+    per-episode dict (``{}`` for a plain policy or a function task).
+
+    Every step gets its own key, ``split`` from the last, unless no step result depends on it
+    (a deterministic environment and actor, e.g. CartPole with a plain policy): then the loop
+    carries no key and hashes none, which gives the same episode without a threefry hash per
+    member and step (a fifth of CartPole's rollout time on a CPU, and a smaller program).
+    """
     if actor is None:  # a function task: one evaluation of fn, "one step"
         out = task.fn(key, params)
         fitness, behavior = out if isinstance(out, tuple) else (out, jnp.zeros((0,)))
@@ -92,6 +113,17 @@ def _episode(key, task, actor: Actor | None, params, max_steps=None):
     max_steps = task.max_steps if max_steps is None else int(max_steps)
     key, reset_key = jax.random.split(key)
     obs, state = task.reset(reset_key)
+    acting = actor.start(obs, reset_key)
+
+    def transition(step_key, key, t, obs, state, acting):
+        action, acting, key = actor.act(params, obs, acting, t, key)
+        obs, state, reward, done = task.step(step_key, state, action)
+        return obs, state, reward, done, acting
+
+    t0 = jnp.zeros((), jnp.int32)
+    keyed = _depends_on_first_input(
+        lambda k: transition(k, k, t0, obs, state, acting), key
+    )
 
     def cond(carry):
         t, _, _, done, _, _, _ = carry
@@ -99,13 +131,15 @@ def _episode(key, task, actor: Actor | None, params, max_steps=None):
 
     def body(carry):
         t, obs, state, _, ret, key, acting = carry
-        key, step_key = jax.random.split(key)
-        action, acting, key = actor.act(params, obs, acting, t, key)
-        obs, state, reward, done = task.step(step_key, state, action)
+        if keyed:
+            key, step_key = jax.random.split(key)
+            action, acting, key = actor.act(params, obs, acting, t, key)
+            obs, state, reward, done = task.step(step_key, state, action)
+        else:  # no result depends on the key: the same one every step (unused)
+            obs, state, reward, done, acting = transition(key, key, t, obs, state, acting)
         return t + 1, obs, state, done, ret + reward, key, acting
 
-    init = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros((), bool), jnp.zeros(()), key,
-            actor.start(obs, reset_key))
+    init = (t0, obs, state, jnp.zeros((), bool), jnp.zeros(()), key, acting)
     t, obs, state, _, ret, _, acting = jax.lax.while_loop(cond, body, init)
     return ret, t, task.behavior(obs, state), actor.finish(acting, t)
 
@@ -123,7 +157,7 @@ def _episode_keys(key, pop_size, episodes, common_random_numbers):
 #: Parameter bytes per chunk that :func:`auto_chunk_size` aims at (about an L2 cache).
 AUTO_CHUNK_BYTES = 1 << 20
 #: Bounds of :func:`auto_chunk_size` (members per device).
-AUTO_CHUNK_MIN, AUTO_CHUNK_MAX = 8, 256
+AUTO_CHUNK_MIN, AUTO_CHUNK_MAX = 2, 256
 
 
 def auto_chunk_size(num_params: int, backend: str | None = None) -> int | None:
@@ -131,8 +165,18 @@ def auto_chunk_size(num_params: int, backend: str | None = None) -> int | None:
 
     On CPU: the largest power of two whose members' float32 parameters fit in
     :data:`AUTO_CHUNK_BYTES`, clamped to [:data:`AUTO_CHUNK_MIN`, :data:`AUTO_CHUNK_MAX`]
-    (128 for the 1,282 parameters of a 4-32-32-2 MLP). ``None`` (everything at once) on other
-    backends.
+    (128 for the 1,282 parameters of a 4-32-32-2 MLP, 2 for the 132,179 of the MinAtar CNN on
+    Breakout). ``None`` (everything at once) on other backends.
+
+    Large networks get small chunks: the loop of a chunk runs until its longest episode ends,
+    stepping (and masking) the members already done, and next to a large network's compute the
+    per-step overhead that bigger chunks spread is small. On Breakout-MinAtar
+    with the MinAtar CNN (P = 2,048, episodes of 6 to 16 steps), chunks of 2 evaluate 1.3x
+    faster than chunks of 8, and an MLP of 68k parameters on CartPole (most episodes 9 steps,
+    a few up to 500) 4.2x faster. The lower bound is 2, not 1: XLA compiles a batch of one
+    member differently, and its floats can differ from one batch's in the last bit, while
+    larger chunks keep one batch's numbers (``tests/test_evaluate.py``). Chunks of one are
+    faster still on the MinAtar CNN (``benchmarks/rollout_ceiling.py``): pass ``chunk_size=1``.
     """
     backend = jax.default_backend() if backend is None else backend
     if backend != "cpu":
@@ -185,7 +229,18 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
             out = one_member(context, a)
             return (*out[:2], (out[2] if out[2].size else None), *out[3:])
 
-        out = jax.lax.map(chunk_member, (members, keys), batch_size=int(chunk_size))
+        if int(chunk_size) == 1:
+            # A batch of one made inside the loop: lax.map(batch_size=1) would map over a
+            # [P, 1, ...] reshape, which XLA:CPU lays out anew by copying the whole population
+            # (half the throughput of chunks of 2 on Breakout-MinAtar's CNN). Same numbers as
+            # lax.map(batch_size=1).
+            def single(a):
+                batch = jax.vmap(chunk_member)(jax.tree.map(lambda x: x[None], a))
+                return jax.tree.map(lambda y: y[0], batch)
+
+            out = jax.lax.map(single, (members, keys))
+        else:
+            out = jax.lax.map(chunk_member, (members, keys), batch_size=int(chunk_size))
         if out[2] is None:
             out = (*out[:2], jnp.zeros((local, 0), jnp.float32), *out[3:])
         return out
@@ -231,9 +286,10 @@ def evaluate(
         episodes: episodes per member; fitness is their mean return.
         chunk_size: if set, members are evaluated ``chunk_size`` at a time per device
             (``lax.map``), so rollout memory is bounded by the chunk, not by ``P``. Results equal
-            the unchunked ones. ``None``: :func:`auto_chunk_size` on CPU for environment tasks
-            (cache-sized chunks, see the module docstring), everything at once otherwise; pass
-            ``chunk_size=P`` to force a single batch.
+            the unchunked ones (with ``chunk_size=1`` up to the last bit of floats: XLA compiles
+            a batch of one member differently). ``None``: :func:`auto_chunk_size` on CPU for
+            environment tasks (cache-sized chunks, see the module docstring), everything at once
+            otherwise; pass ``chunk_size=P`` to force a single batch.
         common_random_numbers: all members see the same episode keys (same starting states),
             which lowers the variance of comparisons between members. If False each member gets
             its own keys ``fold_in(key, member)``.

@@ -137,3 +137,102 @@ def test_tiled_table_es_is_the_same_run_on_one_and_two_devices():
                           params={"x": jnp.full((300,), 0.1)}, mesh=mesh)(jax.random.PRNGKey(1))
             for mesh in (None, "auto")]
     leaves_equal(runs[0], runs[1])
+
+
+# ----------------------------------------------- OpenAI-ES tell reuses ask's draw (small problems)
+@pytest.mark.parametrize("pop_size", [32, 48, 2048])
+def test_tell_from_asks_draw_equals_block_by_block_regeneration(pop_size):
+    """Small fold-in problems: tell takes its per-block products from one draw made as ask's
+    (XLA computes it once for both); an explicit chunk_size of the same block keeps the
+    block-by-block regeneration. Same blocks, same products: the same run bit for bit."""
+    block = -(-(pop_size // 2) // 8)  # tell's default block: ceil(n / 8)
+    one_draw = run(el.strategies.openai_es(pop_size, 0.1), 100, generations=3)
+    blockwise = run(el.strategies.openai_es(pop_size, 0.1, chunk_size=block), 100,
+                    generations=3)
+    assert not np.array_equal(np.asarray(one_draw.state.mean["x"]), np.full(100, 0.1))
+    leaves_equal(one_draw, blockwise)
+
+
+def test_tell_alone_equals_tell_in_one_program_with_ask():
+    s = el.strategies.openai_es(32, 0.1)
+    blockwise = el.strategies.openai_es(32, 0.1, chunk_size=2)
+    state = s.init(jax.random.PRNGKey(1), {"x": jnp.linspace(-1.0, 1.0, 50)})
+    key = jax.random.PRNGKey(2)
+    population, asked = jax.jit(s.ask)(key, state)
+    fitness = -jnp.sum(jnp.square(population["x"]), axis=1)
+    alone, _ = jax.jit(s.tell)(key, population, fitness, asked)
+    expected, _ = jax.jit(blockwise.tell)(key, population, fitness, asked)
+    np.testing.assert_array_equal(np.asarray(alone.mean["x"]), np.asarray(expected.mean["x"]))
+    # and the step follows the ES formula (NumPy): g = sum_i w_i eps_i / P, Adam's first step
+    eps = (np.asarray(population["x"][:16]) - np.asarray(state.mean["x"])) / 0.1
+    f = np.asarray(fitness)
+    ranks = np.argsort(np.argsort(f, kind="stable"), kind="stable")
+    u = ranks / 31 - 0.5
+    g = (u[:16] - u[16:]) @ eps / 32
+    grad = -g + 0.005 * np.asarray(state.mean["x"])
+    step = -0.01 * np.sign(grad)  # Adam's first step: lr * m_hat / sqrt(v_hat) = lr * sign
+    np.testing.assert_allclose(np.asarray(alone.mean["x"]), np.asarray(state.mean["x"]) + step,
+                               atol=1e-6)
+
+
+# ------------------------------------------- rollouts carry no key where no step depends on it
+def _evaluate_module():
+    import importlib
+
+    return importlib.import_module("evojax_lab.evaluate")
+
+
+@pytest.mark.parametrize("name, action_noise, expected", [
+    ("CartPole-v1", 0.0, False),   # deterministic dynamics, plain policy
+    ("Pendulum-v1", 0.0, False),
+    ("Pendulum-v1", 0.1, True),    # Gaussian action noise draws from the key
+    ("Acrobot-v1", 0.0, True),     # gymnax's Acrobot draws torque noise from the key
+])
+def test_key_dependence_of_a_step(name, action_noise, expected):
+    E = _evaluate_module()
+    task = el.tasks.make(name)
+    policy = el.policies.for_task(task)
+    params = policy.init(jax.random.PRNGKey(0), jnp.zeros(task.observation_shape))
+    actor = E._actor(task, policy, action_noise=action_noise)
+    obs, state = task.reset(jax.random.PRNGKey(0))
+    carry = actor.start(obs, jax.random.PRNGKey(0))
+
+    def step(key):
+        action, _, _ = actor.act(params, obs, carry, 0, key)
+        return task.step(key, state, action)
+
+    assert E._depends_on_first_input(step, jax.random.PRNGKey(1)) is expected
+
+
+@pytest.mark.parametrize("name", ["CartPole-v1", "Asterix-MinAtar"])
+def test_rollout_equals_a_loop_that_splits_a_key_every_step(name):
+    """The episode of the key-per-step loop (the loop before keys were dropped where unused),
+    written out here: the same returns and lengths, for a deterministic task (CartPole: the
+    loop now carries no key) and a stochastic one (Asterix spawns enemies from the key)."""
+    task = el.tasks.make(name, max_steps=40)
+    policy = el.policies.for_task(task)
+    keys = jax.random.split(jax.random.PRNGKey(3), 4)
+    members = jax.vmap(lambda k: policy.init(k, jnp.zeros(task.observation_shape)))(keys)
+
+    def by_hand(key, params):
+        key, reset_key = jax.random.split(key)
+        obs, state = task.reset(reset_key)
+
+        def one_step(_, carry):
+            key, obs, state, ret, t, done = carry
+            key, step_key = jax.random.split(key)
+            obs2, state2, reward, done2 = task.step(step_key, state, policy.apply(params, obs))
+            live = ~done
+            obs, state = jax.tree.map(lambda a, b: jnp.where(live, a, b), (obs2, state2),
+                                      (obs, state))
+            return key, obs, state, ret + jnp.where(live, reward, 0.0), t + live, done | done2
+
+        init = (key, obs, state, jnp.zeros(()), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+        return jax.lax.fori_loop(0, 40, one_step, init)[3:5]
+
+    key = jax.random.PRNGKey(4)
+    expected = jax.jit(jax.vmap(by_hand, in_axes=(None, 0)))(key, members)
+    got = jax.jit(jax.vmap(lambda p: el.rollout(key, task, policy, p)[:2]))(members)
+    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(expected[1]))
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(expected[0]))
+    assert len(np.unique(np.asarray(expected[0]))) > 1  # the members' episodes differ

@@ -197,6 +197,15 @@ def openai_es(
         every device computes the partials of its own blocks with exactly the same operations,
         so the result is bit-identical to a single device. Memory: ``B x N`` per device at a
         time (a tiled table: one tile) plus the ``[blocks, N]`` partials.
+
+        Small fold-in problems (``n x N`` below :data:`evojax_lab.noise.AUTO_TABLE_MIN_DRAWS`,
+        no ``chunk_size``, ``n`` a multiple of the 8 blocks, blocks of 2 or more: a block of
+        one is a product XLA fuses into the draw, with other roundings) draw the noise as
+        ``ask`` did, in
+        one batch with the same key, and take the same per-block products from it: inside one
+        program (a generation of ``make_train``) XLA then computes the draw once for both, and
+        compiles one threefry kernel instead of two (a fifth of the CartPole train's compile
+        time). The values equal the block-by-block path's bit for bit (tests pin it).
         """
         block = chunk_size if chunk_size is not None else max(1, -(-num_noise // 8))
         block = min(block, num_noise)
@@ -212,6 +221,12 @@ def openai_es(
 
         devices = population_axis_size()
         context = (key, state.noise)
+        if (source(dim).kind == "fold_in" and chunk_size is None and padded == num_noise
+                and block > 1 and num_noise * dim < noise_lib.AUTO_TABLE_MIN_DRAWS
+                and num_blocks % devices == 0):
+            eps = _eps(key, state, jnp.arange(num_noise), dim)  # ask's draw, rows split
+            partials = jnp.einsum("kb,kbn->kn", blocks[0], eps.reshape(num_blocks, block, dim))
+            return jnp.sum(constrain_replicated(partials), axis=0)
         if devices > 1 and num_blocks % devices == 0:
             spec = PartitionSpec(POP_AXIS)
             partials = jax.shard_map(
