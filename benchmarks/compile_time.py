@@ -147,7 +147,7 @@ def main() -> None:
     checks = []
     if not args.skip_evosax:
         peer = compile_s["evosax Open_ES + GymnaxProblem"]
-        checks = [(f"compile time, evosax / {name}", peer / compile_s[name], "x", "")
+        checks = [(f"compile time, evosax / {name}", peer / compile_s[name], "x", ">= 1")
                   for name, _ in configs[:2]]
     settings = {"P": f"{args.pop_size:,}", "episode cutoff": args.max_steps,
                 "generations": args.generations, "rounds": f"{args.rounds} fresh process(es)",
@@ -155,8 +155,9 @@ def main() -> None:
     notes = ["Compile s = sum of JAX's own compile-event durations during the first call "
              "(jaxpr tracing, MLIR lowering, XLA backend compile) of every program it builds; "
              "'programs compiled' counts XLA backend compiles in that call.",
-             "No target in the issue: reported for information (ratio > 1: evojax_lab "
-             "compiles faster)."]
+             "Target (issue 18): the CartPole train compiles in at most evosax's time "
+             "(ratio >= 1: evojax_lab compiles as fast or faster); the host-devices row "
+             "compiles a sharded program, evosax's is unsharded."]
     C.save_section(args, TITLE, start, settings, table, checks, notes)
 
 
