@@ -35,7 +35,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.extend import core as jex_core
 from jax.sharding import PartitionSpec
 
 from evojax_lab.core.sharding import POP_AXIS, population_axis_size
@@ -85,27 +84,9 @@ def _actor(task, policy, *, obs_norm=None, experiences: int = 0, action_noise: f
                      action_noise=action_noise, continuous=continuous)
 
 
-def _depends_on_first_input(fn, *args) -> bool:
-    """Whether any output of ``fn(*args)`` depends on its first argument: a walk back over the
-    equations of its jaxpr from the outputs (an equation with effects counts as used; an
-    equation's inner jaxprs as a whole: conservative)."""
-    jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
-    used = {v for v in jaxpr.outvars if not isinstance(v, jex_core.Literal)}
-    for eqn in reversed(jaxpr.eqns):
-        if eqn.effects or any(v in used for v in eqn.outvars):
-            used.update(v for v in eqn.invars if not isinstance(v, jex_core.Literal))
-    return jaxpr.invars[0] in used
-
-
 def _episode(key, task, actor: Actor | None, params, max_steps=None):
     """One episode: ``(return, length, behavior, outputs)`` with ``outputs`` the actor's
-    per-episode dict (``{}`` for a plain policy or a function task).
-
-    Every step gets its own key, ``split`` from the last, unless no step result depends on it
-    (a deterministic environment and actor, e.g. CartPole with a plain policy): then the loop
-    carries no key and hashes none, which gives the same episode without a threefry hash per
-    member and step (a fifth of CartPole's rollout time on a CPU, and a smaller program).
-    """
+    per-episode dict (``{}`` for a plain policy or a function task)."""
     if actor is None:  # a function task: one evaluation of fn, "one step"
         out = task.fn(key, params)
         fitness, behavior = out if isinstance(out, tuple) else (out, jnp.zeros((0,)))
@@ -113,17 +94,6 @@ def _episode(key, task, actor: Actor | None, params, max_steps=None):
     max_steps = task.max_steps if max_steps is None else int(max_steps)
     key, reset_key = jax.random.split(key)
     obs, state = task.reset(reset_key)
-    acting = actor.start(obs, reset_key)
-
-    def transition(step_key, key, t, obs, state, acting):
-        action, acting, key = actor.act(params, obs, acting, t, key)
-        obs, state, reward, done = task.step(step_key, state, action)
-        return obs, state, reward, done, acting
-
-    t0 = jnp.zeros((), jnp.int32)
-    keyed = _depends_on_first_input(
-        lambda k: transition(k, k, t0, obs, state, acting), key
-    )
 
     def cond(carry):
         t, _, _, done, _, _, _ = carry
@@ -131,15 +101,13 @@ def _episode(key, task, actor: Actor | None, params, max_steps=None):
 
     def body(carry):
         t, obs, state, _, ret, key, acting = carry
-        if keyed:
-            key, step_key = jax.random.split(key)
-            action, acting, key = actor.act(params, obs, acting, t, key)
-            obs, state, reward, done = task.step(step_key, state, action)
-        else:  # no result depends on the key: the same one every step (unused)
-            obs, state, reward, done, acting = transition(key, key, t, obs, state, acting)
+        key, step_key = jax.random.split(key)
+        action, acting, key = actor.act(params, obs, acting, t, key)
+        obs, state, reward, done = task.step(step_key, state, action)
         return t + 1, obs, state, done, ret + reward, key, acting
 
-    init = (t0, obs, state, jnp.zeros((), bool), jnp.zeros(()), key, acting)
+    init = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros((), bool), jnp.zeros(()), key,
+            actor.start(obs, reset_key))
     t, obs, state, _, ret, _, acting = jax.lax.while_loop(cond, body, init)
     return ret, t, task.behavior(obs, state), actor.finish(acting, t)
 

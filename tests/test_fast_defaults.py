@@ -175,40 +175,12 @@ def test_tell_alone_equals_tell_in_one_program_with_ask():
                                atol=1e-6)
 
 
-# ------------------------------------------- rollouts carry no key where no step depends on it
-def _evaluate_module():
-    import importlib
-
-    return importlib.import_module("evojax_lab.evaluate")
-
-
-@pytest.mark.parametrize("name, action_noise, expected", [
-    ("CartPole-v1", 0.0, False),   # deterministic dynamics, plain policy
-    ("Pendulum-v1", 0.0, False),
-    ("Pendulum-v1", 0.1, True),    # Gaussian action noise draws from the key
-    ("Acrobot-v1", 0.0, True),     # gymnax's Acrobot draws torque noise from the key
-])
-def test_key_dependence_of_a_step(name, action_noise, expected):
-    E = _evaluate_module()
-    task = el.tasks.make(name)
-    policy = el.policies.for_task(task)
-    params = policy.init(jax.random.PRNGKey(0), jnp.zeros(task.observation_shape))
-    actor = E._actor(task, policy, action_noise=action_noise)
-    obs, state = task.reset(jax.random.PRNGKey(0))
-    carry = actor.start(obs, jax.random.PRNGKey(0))
-
-    def step(key):
-        action, _, _ = actor.act(params, obs, carry, 0, key)
-        return task.step(key, state, action)
-
-    assert E._depends_on_first_input(step, jax.random.PRNGKey(1)) is expected
-
-
+# ------------------------------------------------ rollouts split a key every step
 @pytest.mark.parametrize("name", ["CartPole-v1", "Asterix-MinAtar"])
 def test_rollout_equals_a_loop_that_splits_a_key_every_step(name):
-    """The episode of the key-per-step loop (the loop before keys were dropped where unused),
-    written out here: the same returns and lengths, for a deterministic task (CartPole: the
-    loop now carries no key) and a stochastic one (Asterix spawns enemies from the key)."""
+    """The rollout is the done-masked loop that splits a key every step, written out here: the
+    same returns and lengths, for a deterministic task (CartPole) and a stochastic one (Asterix
+    spawns enemies from the key)."""
     task = el.tasks.make(name, max_steps=40)
     policy = el.policies.for_task(task)
     keys = jax.random.split(jax.random.PRNGKey(3), 4)
