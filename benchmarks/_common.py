@@ -415,6 +415,22 @@ def novelty_es_generations(episodes: int, pop_size: int, agents: int) -> int:
 CARTPOLE_HIDDEN = (32, 32)
 
 
+def evosax_gymnax_problem(env_name: str, cutoff: int, module=None):
+    """evosax's ``GymnaxProblem`` as every benchmark compares against it: one rollout per
+    member, no observation normalization, gymnax's own episode cutoff set to ``cutoff``.
+    ``module`` defaults to evosax's MLP with the CartPole benchmarks' hidden layers
+    (:data:`CARTPOLE_HIDDEN`, tanh) and an argmax head."""
+    import jax.numpy as jnp
+    from evosax.problems import GymnaxProblem
+    from evosax.problems.networks import MLP
+
+    if module is None:
+        module = MLP(layer_sizes=(*CARTPOLE_HIDDEN, 2),
+                     output_fn=lambda x, key=None: jnp.argmax(x, axis=-1))
+    return GymnaxProblem(env_name, module, episode_length=cutoff, num_rollouts=1,
+                         use_normalize_obs=False, env_params={"max_steps_in_episode": cutoff})
+
+
 def cartpole_params(start: str):
     """Initial parameters of the 4-32-32-2 tanh MLP (argmax head) for CartPole-v1.
 

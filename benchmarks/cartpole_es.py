@@ -70,15 +70,7 @@ def worker(cfg: dict) -> None:
     else:
         import optax
         from evosax.algorithms import Open_ES
-        from evosax.problems import GymnaxProblem
-        from evosax.problems.networks import MLP
-
-        argmax = lambda x, key=None: jnp.argmax(x, axis=-1)
-        problem = GymnaxProblem("CartPole-v1", MLP(layer_sizes=(*C.CARTPOLE_HIDDEN, 2),
-                                                   output_fn=argmax),
-                                episode_length=max_steps, num_rollouts=1,
-                                use_normalize_obs=False, env_params={"max_steps_in_episode":
-                                                                     max_steps})
+        problem = C.evosax_gymnax_problem("CartPole-v1", max_steps)
         es = Open_ES(p, params0, use_antithetic_sampling=True, optimizer=optax.adam(LR),
                      std_schedule=optax.constant_schedule(SIGMA))
         es_params = es.default_params

@@ -35,7 +35,6 @@ def worker(cfg: dict) -> None:
     if cfg["host_devices"]:
         el.parallel.use_host_devices()
     import jax
-    import jax.numpy as jnp
 
     jax.config.update("jax_enable_compilation_cache", False)
     p, g, max_steps = cfg["pop_size"], cfg["generations"], cfg["max_steps"]
@@ -51,14 +50,7 @@ def worker(cfg: dict) -> None:
     else:
         import optax
         from evosax.algorithms import Open_ES
-        from evosax.problems import GymnaxProblem
-        from evosax.problems.networks import MLP
-
-        argmax = lambda x, key=None: jnp.argmax(x, axis=-1)
-        problem = GymnaxProblem("CartPole-v1", MLP(layer_sizes=(*C.CARTPOLE_HIDDEN, 2),
-                                                   output_fn=argmax),
-                                episode_length=max_steps, use_normalize_obs=False,
-                                env_params={"max_steps_in_episode": max_steps})
+        problem = C.evosax_gymnax_problem("CartPole-v1", max_steps)
         es = Open_ES(p, params0, use_antithetic_sampling=True, optimizer=optax.adam(0.01),
                      std_schedule=optax.constant_schedule(0.02))
         es_params = es.default_params

@@ -181,13 +181,9 @@ def _evosax(cfg: dict, task, policy):
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
-    from evosax.problems import GymnaxProblem
-    from evosax.problems.networks import MLP
-
     cutoff = task.max_steps
     if cfg["task"] == "cartpole":  # evosax's own MLP: the same parameter pytree
-        module = MLP(layer_sizes=(*C.CARTPOLE_HIDDEN, 2),
-                     output_fn=lambda x, key=None: jnp.argmax(x, axis=-1))
+        module = None
         wrap = lambda population: population  # noqa: E731
     else:  # our CNN behind evosax's (obs, key) call
 
@@ -199,9 +195,7 @@ def _evosax(cfg: dict, task, policy):
 
         module = Keyed(policy)
         wrap = lambda population: {"params": {"inner": population["params"]}}  # noqa: E731
-    problem = GymnaxProblem(TASKS[cfg["task"]], module, episode_length=cutoff, num_rollouts=1,
-                            use_normalize_obs=False,
-                            env_params={"max_steps_in_episode": cutoff})
+    problem = C.evosax_gymnax_problem(TASKS[cfg["task"]], cutoff, module)
     problem_state = problem.init(jax.random.PRNGKey(3))
 
     def run(key, population):

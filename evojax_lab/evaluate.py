@@ -138,10 +138,10 @@ def auto_chunk_size(num_params: int, backend: str | None = None) -> int | None:
 
     Large networks get small chunks: the loop of a chunk runs until its longest episode ends,
     stepping (and masking) the members already done, and next to a large network's compute the
-    per-step overhead that bigger chunks spread is small. On Breakout-MinAtar
-    with the MinAtar CNN (P = 2,048, episodes of 6 to 16 steps), chunks of 2 evaluate 1.3x
-    faster than chunks of 8, and an MLP of 68k parameters on CartPole (most episodes 9 steps,
-    a few up to 500) 4.2x faster. The lower bound is 2, not 1: XLA compiles a batch of one
+    per-step overhead that bigger chunks spread is small. On Breakout-MinAtar with the MinAtar
+    CNN (P = 2,048, episodes of 6 to 16 steps) a chunk of 8 executes 1.42 steps per step
+    taken, a chunk of 2 1.07 (``benchmarks/RESULTS.md``, rollout ceiling). The lower bound is
+    2, not 1: XLA compiles a batch of one
     member differently, and its floats can differ from one batch's in the last bit, while
     larger chunks keep one batch's numbers (``tests/test_evaluate.py``). Chunks of one are
     faster still on the MinAtar CNN (``benchmarks/rollout_ceiling.py``): pass ``chunk_size=1``.
@@ -200,8 +200,8 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
         if int(chunk_size) == 1:
             # A batch of one made inside the loop: lax.map(batch_size=1) would map over a
             # [P, 1, ...] reshape, which XLA:CPU lays out anew by copying the whole population
-            # (half the throughput of chunks of 2 on Breakout-MinAtar's CNN). Same numbers as
-            # lax.map(batch_size=1).
+            # (half the throughput of chunks of 2 on Breakout-MinAtar's CNN, measured while
+            # writing this).
             def single(a):
                 batch = jax.vmap(chunk_member)(jax.tree.map(lambda x: x[None], a))
                 return jax.tree.map(lambda y: y[0], batch)
