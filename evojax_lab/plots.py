@@ -1,5 +1,11 @@
-"""Plots drawn from metrics and from saved run folders (matplotlib, Agg backend, imported
-lazily: importing this module imports neither matplotlib nor JAX).
+"""Plots drawn from metrics and from saved run folders (matplotlib, imported lazily: importing
+this module imports neither matplotlib nor JAX).
+
+Every plot function returns its :class:`matplotlib.figure.Figure` (a notebook shows it, a script
+adjusts or saves it) and, given a ``path``, also saves it there. Figures are built with
+matplotlib's object API, not ``pyplot``: a plot never changes the active backend (an inline
+notebook backend stays inline) and never registers a figure with ``pyplot``, so nothing is left
+open however many are drawn.
 
 A **run folder** (written by ``evojax-lab train``, or by hand) may hold these files; each one
 present gives one picture (:func:`plot_run`, ``evojax-lab plot RUN``):
@@ -38,13 +44,18 @@ import numpy as np
 MAZE_TASKS = ("hard_maze", "image_hard_maze", "breadcrumb_hard_maze")
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize, **subplots):
+    """A new ``(Figure, axes)`` with a constrained layout, outside ``pyplot``."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(**subplots)
 
-    return plt
+
+def _finish(fig, path):
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
 
 
 def _columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
@@ -59,12 +70,13 @@ def _columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
     return out
 
 
-def learning_curve(rows: Sequence[dict], path, title: str = "") -> None:
-    """Best / mean fitness and the solution's score against generations and env steps."""
-    plt = _pyplot()
+def learning_curve(rows: Sequence[dict], path=None, title: str = ""):
+    """Best / mean fitness and the solution's score against generations and env steps.
+
+    Returns the Figure (saved to ``path`` when given)."""
     cols = _columns(rows)
     gens = cols.get("generation", np.arange(1, len(rows) + 1))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, axes = _figure((11, 4), nrows=1, ncols=2)
     for ax, x, xlabel in (
         (axes[0], gens, "generation"),
         (axes[1], cols.get("steps", gens), "environment steps"),
@@ -83,16 +95,15 @@ def learning_curve(rows: Sequence[dict], path, title: str = "") -> None:
     axes[0].legend(loc="lower right", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _finish(fig, path)
 
 
-def maze_positions(behavior, path, title: str = "") -> None:
+def maze_positions(behavior, path=None, title: str = ""):
     """Final positions ``behavior[..., :2]`` (``[G, P, 2]`` or ``[N, 2]``) of every evaluated
-    individual on the Hard Maze walls, coloured by generation."""
+    individual on the Hard Maze walls, coloured by generation. Returns the Figure (saved to
+    ``path`` when given)."""
     from evojax_lab.tasks.hard_maze import draw_maze
 
-    plt = _pyplot()
     b = np.asarray(behavior, dtype=float)
     if b.ndim == 2:
         b = b[None]
@@ -101,7 +112,7 @@ def maze_positions(behavior, path, title: str = "") -> None:
     gens = np.broadcast_to(np.arange(1, b.shape[0] + 1)[:, None], b.shape[:2]).ravel()
     xy = b.reshape(-1, 2)
     ok = np.isfinite(xy).all(axis=1)
-    fig, ax = plt.subplots(figsize=(5, 5.4), constrained_layout=True)
+    fig, ax = _figure((5, 5.4))
     points = ax.scatter(xy[ok, 0], xy[ok, 1], c=gens[ok], s=2, alpha=0.35, cmap="viridis",
                         rasterized=True)
     draw_maze(ax)
@@ -110,19 +121,17 @@ def maze_positions(behavior, path, title: str = "") -> None:
     ax.set_yticks([])
     ax.set_title(title or f"final positions of {int(ok.sum()):,} evaluated individuals",
                  fontsize=9)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _finish(fig, path)
 
 
-def sensitivity_histogram(sensitivities: Mapping[str, np.ndarray], path,
-                          title: str = "") -> None:
+def sensitivity_histogram(sensitivities: Mapping[str, np.ndarray], path=None,
+                          title: str = ""):
     """Histograms of ``log10 s`` of per-weight sensitivities, one per kind (``{"sum": s,
     ...}``; any shapes, flattened). Zeros cannot be shown on a log axis: the legend counts
-    them."""
-    plt = _pyplot()
+    them. Returns the Figure (saved to ``path`` when given)."""
     if not sensitivities:
         raise ValueError("no sensitivities to plot")
-    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    fig, ax = _figure((6.5, 4))
     values = {}
     for name, s in sensitivities.items():
         s = np.abs(np.asarray(s, dtype=float).ravel())
@@ -143,14 +152,13 @@ def sensitivity_histogram(sensitivities: Mapping[str, np.ndarray], path,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "safe-mutation sensitivities", fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _finish(fig, path)
 
 
-def es_vs_sgd_curves(rows: Sequence[dict], path, title: str = "") -> None:
+def es_vs_sgd_curves(rows: Sequence[dict], path=None, title: str = ""):
     """Curves of ``y`` against ``x``, one per ``method``, one panel per ``metric`` (rows as in
-    the ``es_vs_sgd.jsonl`` convention of this module)."""
-    plt = _pyplot()
+    the ``es_vs_sgd.jsonl`` convention of this module). Returns the Figure (saved to ``path``
+    when given)."""
     if not rows:
         raise ValueError("no ES-vs-SGD points to plot")
     for i, r in enumerate(rows):
@@ -158,8 +166,7 @@ def es_vs_sgd_curves(rows: Sequence[dict], path, title: str = "") -> None:
         if missing:
             raise ValueError(f"ES-vs-SGD point {i} lacks {', '.join(missing)}: {r}")
     metrics = list(dict.fromkeys(r.get("metric", "score") for r in rows))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = _figure((5.5 * len(metrics), 4), nrows=1, ncols=len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         part = [r for r in rows if r.get("metric", "score") == metric]
         for method in dict.fromkeys(r["method"] for r in part):
@@ -171,8 +178,7 @@ def es_vs_sgd_curves(rows: Sequence[dict], path, title: str = "") -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title or "ES vs SGD")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _finish(fig, path)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

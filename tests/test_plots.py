@@ -89,6 +89,51 @@ def test_labels_carry_the_data(tmp_path, svg_text):
     assert "final positions of 6 evaluated individuals" in (tmp_path / "m.svg").read_text()
 
 
+PLOTS_KEEP_THE_BACKEND = """
+import sys
+import matplotlib
+matplotlib.use(sys.argv[1])
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from evojax_lab import plots
+
+rows = [{"generation": g, "steps": 10.0 * g, "best_fitness": float(g)} for g in range(1, 4)]
+figures = [
+    plots.learning_curve(rows),
+    plots.maze_positions(np.zeros((2, 3, 2))),
+    plots.sensitivity_histogram({"sum": np.array([1e-3, 1.0])}),
+    plots.es_vs_sgd_curves([{"method": "es", "x": 0, "y": 1.0}]),
+]
+print(matplotlib.get_backend(), [type(f).__name__ for f in figures], plt.get_fignums())
+figures[0].savefig(sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("backend", ["svg", "pdf"])
+def test_plots_return_figures_and_keep_the_backend(tmp_path, backend):
+    # A fresh interpreter: the backend a notebook or script chose before the first plot.
+    out = subprocess.run(
+        [sys.executable, "-c", PLOTS_KEEP_THE_BACKEND, backend, str(tmp_path / "curve.png")],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\n")[0]
+    assert out == f"{backend} ['Figure', 'Figure', 'Figure', 'Figure'] []"
+    # The caller saves (or adjusts) the returned figure; the format comes from the suffix.
+    assert (tmp_path / "curve.png").read_bytes()[:8] == PNG
+
+
+def test_a_path_saves_the_figure_it_returns(tmp_path):
+    from matplotlib.figure import Figure
+
+    rows = [{"generation": 1, "best_fitness": 1.0}, {"generation": 2, "best_fitness": 3.0}]
+    fig = plots.learning_curve(rows, tmp_path / "c.png", title="two rows")
+    assert isinstance(fig, Figure) and fig.get_suptitle() == "two rows"
+    assert (tmp_path / "c.png").read_bytes()[:8] == PNG
+    assert list(tmp_path.iterdir()) == [tmp_path / "c.png"]
+    line = fig.axes[0].get_lines()[0]  # best of population against generations
+    assert line.get_xdata().tolist() == [1.0, 2.0] and line.get_ydata().tolist() == [1.0, 3.0]
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"\[G, P, 2\] or \[N, 2\], got shape \(2, 3, 3\)"):
         plots.maze_positions(np.zeros((2, 3, 3)), tmp_path / "m.png")
