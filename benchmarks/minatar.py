@@ -50,16 +50,17 @@ EVAL_SEED = 20_191_103  # evaluation episodes: the same keys for every method an
 # -- worker -----------------------------------------------------------------------------------
 def _strategy(el, cfg: dict):
     p, method = cfg["pop_size"], cfg["method"]
-    validation = dict(validation_episodes=cfg["validation_episodes"],
-                      validation_candidates=cfg["validation_candidates"])
-    if method == "deep_ga":
-        return el.strategies.deep_ga(p, cfg["ga_sigma"], cfg["truncation"], elites=1,
-                                     genome_capacity=cfg["genome_capacity"], **validation)
-    if method == "random_search":
-        return el.strategies.random_search(p, elites=1, **validation)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
     if method == "openai_es":
-        return el.strategies.openai_es(p, sigma=cfg["es_sigma"], learning_rate=cfg["es_lr"])
-    raise ValueError(f"unknown method {method!r}")
+        return el.strategies.make(method, pop_size=p, sigma=cfg["es_sigma"],
+                                  learning_rate=cfg["es_lr"])
+    config = dict(pop_size=p, elites=1, validation_episodes=cfg["validation_episodes"],
+                  validation_candidates=cfg["validation_candidates"])
+    if method == "deep_ga":
+        config.update(sigma=cfg["ga_sigma"], truncation=cfg["truncation"],
+                      genome_capacity=cfg["genome_capacity"])
+    return el.strategies.make(method, **config)
 
 
 def worker(cfg: dict) -> None:

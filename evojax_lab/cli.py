@@ -12,31 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+from evojax_lab.strategies import registry
+
 # Settings `evojax-lab train` uses unless an option overrides them: the strategy's defaults,
-# then the (task, strategy) preset on top.
-DEFAULTS = {
-    "openai_es": dict(pop_size=256, sigma=0.02, learning_rate=0.01, generations=100, episodes=1,
-                      hidden=(32, 32)),
-    "deep_ga": dict(pop_size=256, sigma=0.02, truncation=20, elites=1, validation_episodes=10,
-                    generations=100, episodes=1, hidden=(32, 32)),
-    "random_search": dict(pop_size=256, elites=1, validation_episodes=10, generations=100,
-                          episodes=1, hidden=(32, 32)),
-    # Novelty search (behavior = the task's descriptor: final (x, y) on the Hard Maze; sigma
-    # 0.2 did best there in benchmarks/hard_maze.py, see benchmarks/RESULTS.md).
-    **{name: dict(pop_size=50, sigma=0.2, learning_rate=0.05, agents=8, k=10,
-                  generations=1000, episodes=1, hidden=(16, 16), validation_episodes=1)
-       for name in ("ns_es", "nsr_es", "nsra_es")},
-    "ga_ns": dict(pop_size=200, sigma=0.1, truncation=20, elites=1, k=10,
-                  archive_probability=0.05, generations=300, episodes=1, hidden=(16, 16)),
-}
-PRESETS = {
-    ("CartPole-v1", "openai_es"): dict(pop_size=256, sigma=0.05, learning_rate=0.03,
-                                       generations=50),
-    ("Pendulum-v1", "openai_es"): dict(pop_size=256, sigma=0.1, learning_rate=0.03,
-                                       generations=200, episodes=4, hidden=(64, 64)),
-    ("CartPole-v1", "deep_ga"): dict(pop_size=256, sigma=0.05, truncation=20, generations=20),
-    ("CartPole-v1", "random_search"): dict(pop_size=256, generations=20),
-}
+# then the (task, strategy) preset on top (both in evojax_lab.strategies.registry).
+DEFAULTS, PRESETS = registry.DEFAULTS, registry.PRESETS
 STRATEGIES = tuple(DEFAULTS)
 GENOME_STRATEGIES = ("deep_ga", "random_search", "ga_ns")
 _OPTION_NAMES = ("pop_size", "sigma", "learning_rate", "generations", "episodes", "hidden",
@@ -318,8 +298,7 @@ def _setup_devices(args) -> None:
 
 
 def _settings(args) -> dict:
-    settings = dict(DEFAULTS[args.strategy])
-    settings.update(PRESETS.get((args.task, args.strategy), {}))
+    settings = registry.settings(args.strategy, args.task)
     for name in _OPTION_NAMES:
         value = getattr(args, name, None)  # bench has only some of train's options
         if value is not None:
@@ -332,26 +311,12 @@ def _settings(args) -> dict:
 def _strategy(name: str, s: dict, args):
     import evojax_lab as el
 
-    if name == "openai_es":
-        return el.strategies.openai_es(s["pop_size"], sigma=s["sigma"],
-                                       learning_rate=s["learning_rate"],
-                                       chunk_size=args.chunk_size)
-    if name in ("ns_es", "nsr_es", "nsra_es"):
-        return getattr(el.strategies, name)(
-            s["pop_size"], s["sigma"], learning_rate=s["learning_rate"],
-            behavior_size=_behavior_size(args.task), num_agents=s["agents"], k=s["k"],
-            archive_capacity=s["generations"] + s["agents"], chunk_size=args.chunk_size,
-            validation_episodes=s["validation_episodes"])
-    if name == "ga_ns":
-        return el.strategies.ga_ns(
-            s["pop_size"], s["sigma"], s["truncation"], behavior_size=_behavior_size(args.task),
-            elites=s["elites"], k=s["k"], archive_probability=s["archive_probability"],
-            genome_capacity=s["generations"] + 1)
-    common = dict(elites=s["elites"], validation_episodes=s["validation_episodes"])
-    if name == "deep_ga":
-        return el.strategies.deep_ga(s["pop_size"], s["sigma"], s["truncation"], **common,
-                                     genome_capacity=s["generations"] + 1)
-    return el.strategies.random_search(s["pop_size"], **common)
+    config = {k: v for k, v in s.items() if k not in ("episodes", "hidden")}
+    if name in ("ns_es", "nsr_es", "nsra_es", "ga_ns"):
+        config["behavior_size"] = _behavior_size(args.task)
+    if name in ("openai_es", "ns_es", "nsr_es", "nsra_es"):
+        config["chunk_size"] = args.chunk_size
+    return el.strategies.make(name, args.task, **config)
 
 
 def _behavior_size(task_name: str) -> int:
@@ -424,8 +389,7 @@ def _resume(args) -> tuple[Path, dict, dict]:
 
 def cmd_train(args) -> int:
     if args.list_presets:
-        presets = {f"{task} {strategy}": v for (task, strategy), v in PRESETS.items()}
-        print(json.dumps({"defaults": DEFAULTS, "presets": presets}, indent=2))
+        print(json.dumps({"defaults": DEFAULTS, "presets": registry.presets()}, indent=2))
         return 0
     if args.resume:
         run_dir, config, s = _resume(args)

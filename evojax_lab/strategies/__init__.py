@@ -1,4 +1,5 @@
-"""Strategies: one module per algorithm, each a factory returning a :class:`Strategy`."""
+"""Strategies: one module per algorithm, each a factory returning a :class:`Strategy`; by name
+with :func:`make` (defaults and per-task presets in :mod:`~evojax_lab.strategies.registry`)."""
 
 from evojax_lab.strategies.deep_ga import (
     DeepGAState,
@@ -10,6 +11,7 @@ from evojax_lab.strategies.deep_ga import (
 from evojax_lab.strategies.ga_ns import GANSState, ga_ns
 from evojax_lab.strategies.novelty_es import NoveltyESState, ns_es, nsr_es, nsra_es
 from evojax_lab.strategies.openai_es import OpenAIESState, openai_es
+from evojax_lab.strategies.registry import make, names, presets, settings
 
 __all__ = [
     "DeepGAState",
@@ -19,10 +21,14 @@ __all__ = [
     "deep_ga",
     "elite_genome",
     "ga_ns",
+    "make",
     "member_genome",
+    "names",
     "ns_es",
     "nsr_es",
     "nsra_es",
     "openai_es",
+    "presets",
     "random_search",
+    "settings",
 ]
