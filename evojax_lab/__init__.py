@@ -1,7 +1,17 @@
 """evojax_lab: JAX-accelerated, vectorized neuroevolution."""
 
 import evojax_lab.analysis as analysis
-from evojax_lab import checkpoint, genome, mutations, novelty, parallel, policies, strategies, tasks
+from evojax_lab import (
+    checkpoint,
+    genome,
+    loggers,
+    mutations,
+    novelty,
+    parallel,
+    policies,
+    strategies,
+    tasks,
+)
 from evojax_lab.core import noise, shaping, tree
 from evojax_lab.core.types import Evaluate, Evaluation, Strategy, TrainResult
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
@@ -21,6 +31,7 @@ __all__ = [
     "evaluate",
     "evaluate_members",
     "genome",
+    "loggers",
     "make_train",
     "mutations",
     "noise",

@@ -40,15 +40,14 @@ once per finished generation (``generation`` counts from 1; ``metrics`` maps nam
 floats/ints, or NumPy arrays for per-member records such as ``population_behavior``). It may
 also have ``start(generation)`` (called once before the first row with the generation the run
 starts from: 0, or the checkpoint's generation on resume, so file loggers can drop rows written
-after the last checkpoint) and ``close()``. :class:`JsonlLogger`, :class:`CsvLogger` and
-:class:`TensorBoardLogger` (needs ``tensorboardX``: ``pip install evojax_lab[tensorboard]``) are
-provided.
+after the last checkpoint) and ``close()``. The loggers provided live in
+:mod:`evojax_lab.loggers` (JSON lines, CSV, TensorBoard, Weights & Biases); their names are also
+importable from here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import math
@@ -63,6 +62,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from evojax_lab.loggers import CsvLogger, JsonlLogger, TensorBoardLogger
 
 MAGIC = b"EVOJAX-LAB-CKPT\n"
 FORMAT_VERSION = 1
@@ -517,139 +518,6 @@ def run_with_progress(trainer, key, *, block: int = 10, hparams: dict | None = N
 
 def _concat(blocks: list[dict]) -> dict:
     return {k: np.concatenate([np.asarray(b[k]) for b in blocks]) for k in blocks[0]}
-
-
-# -- loggers -----------------------------------------------------------------------------------
-def _scalars(metrics: dict) -> dict:
-    """The scalar metrics as Python numbers; NaN/inf become ``None``; arrays are left out."""
-    out = {}
-    for k, v in metrics.items():
-        if np.ndim(v) != 0:
-            continue
-        v = v.item() if hasattr(v, "item") else v
-        out[k] = None if isinstance(v, float) and not math.isfinite(v) else v
-    return out
-
-
-def _keep_rows(lines: list[str], generation: int, read: Callable[[str], Any]) -> list[str]:
-    kept = []
-    for line in lines:
-        try:
-            g = read(line)
-        except (ValueError, KeyError, TypeError):
-            continue  # a torn last line from a crash
-        if g is not None and g <= generation:
-            kept.append(line)
-    return kept
-
-
-def _rewrite(path: Path, text: str) -> None:
-    _atomic_write(path, [text.encode()])
-
-
-class JsonlLogger:
-    """Writes one JSON object per generation (scalar metrics only; NaN/inf as ``null``) to
-    ``path``. On a fresh run the file is emptied; on resume, rows after the checkpoint's
-    generation are dropped, so no generation appears twice."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self._file = None
-
-    def start(self, generation: int) -> None:
-        lines = []
-        if generation and self.path.exists():
-            lines = _keep_rows(self.path.read_text().splitlines(), generation,
-                               lambda s: json.loads(s)["generation"])
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _rewrite(self.path, "".join(line + "\n" for line in lines))
-        self._file = open(self.path, "a")  # noqa: SIM115 (closed in close())
-
-    def __call__(self, generation, metrics: dict) -> None:
-        if self._file is None:
-            self.start(0)
-        self._file.write(json.dumps(_scalars(metrics)) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class CsvLogger:
-    """Writes scalar metrics as CSV (header row from the first generation's names; empty cells
-    for NaN/inf). Resume behaves as :class:`JsonlLogger`."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self._file = None
-        self._writer = None
-        self._fields = None
-
-    def start(self, generation: int) -> None:
-        lines = []
-        if generation and self.path.exists():
-            lines = self.path.read_text().splitlines()
-            if lines:
-                self._fields = next(csv.reader([lines[0]]))
-                where = self._fields.index("generation") if "generation" in self._fields else 0
-                lines = [lines[0]] + _keep_rows(
-                    lines[1:], generation, lambda s: int(next(csv.reader([s]))[where]))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _rewrite(self.path, "".join(line + "\n" for line in lines))
-        self._file = open(self.path, "a", newline="")  # noqa: SIM115 (closed in close())
-
-    def __call__(self, generation, metrics: dict) -> None:
-        if self._file is None:
-            self.start(0)
-        row = _scalars(metrics)
-        if self._fields is None:
-            self._fields = list(row)
-            csv.writer(self._file, lineterminator="\n").writerow(self._fields)
-        if self._writer is None:
-            self._writer = csv.DictWriter(self._file, self._fields, extrasaction="ignore",
-                                          lineterminator="\n")
-        self._writer.writerow({k: "" if row.get(k) is None else row[k] for k in self._fields})
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            self._writer = None
-
-
-class TensorBoardLogger:
-    """Scalar metrics as TensorBoard summaries (``tensorboardX``) in ``logdir``, one step per
-    generation; on resume, events after the checkpoint's generation are purged."""
-
-    def __init__(self, logdir):
-        try:
-            import tensorboardX  # noqa: F401
-        except ImportError:
-            raise ImportError("TensorBoard logging needs tensorboardX: pip install "
-                              "'evojax_lab[tensorboard]'") from None
-        self.logdir = str(logdir)
-        self._writer = None
-
-    def start(self, generation: int) -> None:
-        from tensorboardX import SummaryWriter
-
-        self._writer = SummaryWriter(self.logdir,
-                                     purge_step=generation + 1 if generation else None)
-
-    def __call__(self, generation, metrics: dict) -> None:
-        if self._writer is None:
-            self.start(0)
-        for name, value in _scalars(metrics).items():
-            if name != "generation" and value is not None:
-                self._writer.add_scalar(name, value, global_step=generation)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
 
 __all__ = [

@@ -340,28 +340,3 @@ def test_csv_logger_drops_rows_after_the_checkpoint_on_resume(tmp_path):
     log.close()
     assert path.read_text().splitlines() == ["generation,best_fitness,x", "1,1.5,", "2,3.0,",
                                             "3,9.0,"]
-
-
-def test_tensorboard_logger(tmp_path, monkeypatch):
-    import builtins
-    import sys
-
-    real_import = builtins.__import__
-
-    def no_tensorboardx(name, *args, **kw):
-        if name.startswith("tensorboardX"):
-            raise ImportError("No module named 'tensorboardX'")
-        return real_import(name, *args, **kw)
-
-    with monkeypatch.context() as m:
-        m.delitem(sys.modules, "tensorboardX", raising=False)
-        m.setattr(builtins, "__import__", no_tensorboardx)
-        with pytest.raises(ImportError, match=r"pip install 'evojax_lab\[tensorboard\]'"):
-            ckpt.TensorBoardLogger(tmp_path / "tb")
-    pytest.importorskip("tensorboardX")
-    log = ckpt.TensorBoardLogger(tmp_path / "tb")
-    log.start(0)
-    log(1, {"generation": 1, "best_fitness": 2.0, "population_fitness": np.zeros(3)})
-    log.close()
-    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
-    assert events and events[0].stat().st_size > 0
