@@ -3,6 +3,7 @@
 import evojax_lab.analysis as analysis
 from evojax_lab import (
     checkpoint,
+    driver,
     genome,
     loggers,
     mutations,
@@ -28,6 +29,7 @@ __all__ = [
     "Trainer",
     "analysis",
     "checkpoint",
+    "driver",
     "evaluate",
     "evaluate_members",
     "genome",

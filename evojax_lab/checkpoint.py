@@ -1,4 +1,4 @@
-"""Checkpoints of whole runs, resumable runs, progress bars and metric loggers.
+"""Checkpoints of whole runs and resumable runs (driven by :mod:`evojax_lab.driver`).
 
 **The file format** (no pickle: nothing in a checkpoint is ever executed)::
 
@@ -50,7 +50,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import struct
@@ -350,37 +349,49 @@ def _history_template(header: dict) -> dict:
     return out
 
 
-def _host_rows(metrics: dict) -> list[dict]:
-    """Per-generation rows of a block of host metrics: Python scalars (non-finite -> None) or
-    NumPy arrays for per-member records."""
-    n = len(next(iter(metrics.values()))) if metrics else 0
-    rows = []
-    for i in range(n):
-        row = {}
-        for k, v in metrics.items():
-            x = v[i]
-            if np.ndim(x) == 0:
-                x = x.item()
-                if isinstance(x, float) and not math.isfinite(x):
-                    x = None
-            row[k] = x
-        rows.append(row)
-    return rows
+class Checkpointing:
+    """A :func:`~evojax_lab.driver.run_in_blocks` callback that saves ``{"carry", "metrics"}``
+    (the carry and the metrics history so far) to ``path`` after every block that ends on a
+    multiple of ``every`` and after the last generation.
+
+    Args:
+        path: the checkpoint file.
+        every: the checkpoint interval in generations.
+        history: the host metrics of the generations before the run's start (a resume).
+        metadata: fields stored in the header (with ``generation`` and ``generations``).
+    """
+
+    def __init__(self, path, every: int, history: Sequence[dict] = (),
+                 metadata: dict | None = None):
+        self.path, self.every = Path(path), int(every)
+        self.history, self.metadata = list(history), dict(metadata or {})
+
+    def save(self, carry, generation: int, total: int) -> None:
+        save(self.path, {"carry": carry, "metrics": _concat(self.history)},
+             metadata={**self.metadata, "generation": generation, "generations": total})
+
+    def block(self, block) -> None:
+        self.history.append(block.metrics)
+        if block.end % self.every == 0 or block.end == block.total:
+            self.save(block.carry, block.end, block.total)
 
 
-def _score_postfix(row: dict) -> dict:
-    def fmt(x):
-        return "nan" if x is None else f"{x:.4g}"
-
-    out = {}
-    score = row.get("solution_fitness", row.get("best_fitness"))
-    if "solution_fitness" in row or "best_fitness" in row:
-        out["score"] = fmt(score)
-    if "best_fitness" in row:
-        out["best"] = fmt(row["best_fitness"])
-    if "steps" in row:
-        out["steps"] = fmt(row["steps"])
-    return out
+def _resume_point(path: Path, carry, fingerprint: str, total: int):
+    """``(carry, past_metrics_blocks, generation)`` restored from a run checkpoint."""
+    header = info(path)
+    meta = header.get("metadata", {})
+    if meta.get("kind") != RUN_KIND:
+        raise CheckpointError(f"{path} is not a run checkpoint (written by checkpoint.save, "
+                              "not run_with_checkpoints)")
+    if meta.get("key") != fingerprint:
+        raise CheckpointError(f"{path} was written by a run with another key (seed); pass "
+                              "resume=False to start afresh")
+    restored = restore(path, {"carry": carry, "metrics": _history_template(header)})
+    start = int(meta["generation"])
+    if start > total:
+        raise CheckpointError(f"{path} is at generation {start}, beyond this trainer's {total} "
+                              "generations")
+    return restored["carry"], ([restored["metrics"]] if start else []), start
 
 
 def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int | None = None,
@@ -401,7 +412,7 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
             same key and a trainer with the same state structure, else
             :class:`CheckpointError`); ``False`` starts afresh and overwrites it.
         hparams: numeric overrides for ``strategy.init`` (as for ``trainer(key, hparams)``).
-        loggers: callables ``logger(generation, metrics)`` (see the module docstring).
+        loggers: callables ``logger(generation, metrics)`` (see :mod:`evojax_lab.loggers`).
         progress: show a tqdm progress bar (``tqdm.auto``: a widget in notebooks) with the
             current score; a string is used as its description.
         metadata: extra JSON-serializable fields stored in the checkpoint header.
@@ -410,13 +421,15 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
         The :class:`~evojax_lab.TrainResult` of the whole run (metrics of all generations,
         including those before a resume); bit for bit what ``trainer(key, hparams)`` returns.
 
-    The next block is dispatched before the previous block's metrics are fetched, logged and
-    checkpointed, so host work overlaps device work. Loggers run before the checkpoint of the
-    same block is written, so after a crash the files never miss a generation the checkpoint
-    holds (rows beyond it are dropped on resume). Multi-process runs: every process calls this
-    with the same arguments and must be able to read ``directory`` to resume; only process 0
-    writes the checkpoint (give loggers to process 0 only).
+    This is :func:`~evojax_lab.driver.run_in_blocks` with three kinds of callback, in this
+    order: the loggers, :class:`Checkpointing`, the progress bar. Loggers run before the
+    checkpoint of the same block is written, so after a crash the files never miss a generation
+    the checkpoint holds (rows beyond it are dropped on resume). Multi-process runs: every
+    process calls this with the same arguments and must be able to read ``directory`` to
+    resume; only process 0 writes the checkpoint (give loggers to process 0 only).
     """
+    from evojax_lab.driver import ProgressBar, logging, run_in_blocks
+
     every = int(every)
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
@@ -432,75 +445,22 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 stale.unlink()
-    history: list[dict] = []
-    start = 0
+    past, start = [], 0
     if path is not None and resume and path.exists():
-        header = info(path)
-        meta = header.get("metadata", {})
-        if meta.get("kind") != RUN_KIND:
-            raise CheckpointError(f"{path} is not a run checkpoint (written by "
-                                  "checkpoint.save, not run_with_checkpoints)")
-        if meta.get("key") != fingerprint:
-            raise CheckpointError(f"{path} was written by a run with another key (seed); "
-                                  "pass resume=False to start afresh")
-        restored = restore(path, {"carry": carry, "metrics": _history_template(header)})
-        carry, past = restored["carry"], restored["metrics"]
-        start = int(meta["generation"])
-        if start > total:
-            raise CheckpointError(f"{path} is at generation {start}, beyond this trainer's "
-                                  f"{total} generations")
-        if start:
-            history.append(past)
-    bar = None
+        carry, past, start = _resume_point(path, carry, fingerprint, total)
+    callbacks = [logging(logger) for logger in loggers]
+    saver = None
+    if path is not None:
+        saver = Checkpointing(path, every, past,
+                              {**(metadata or {}), "kind": RUN_KIND, "key": fingerprint})
+        callbacks.append(saver)
     if progress:
-        from tqdm.auto import tqdm
-
-        desc = progress if isinstance(progress, str) else None
-        bar = tqdm(total=total, initial=start, desc=desc, unit="gen", dynamic_ncols=True)
-    for logger in loggers:
-        if hasattr(logger, "start"):
-            logger.start(start)
-
-    def finish(done_carry, metrics, end):
-        from evojax_lab.parallel import to_host
-
-        metrics = to_host(metrics)
-        history.append(metrics)
-        rows = _host_rows(metrics)
-        for row in rows:
-            for logger in loggers:
-                logger(row["generation"] if "generation" in row else None, row)
-        if path is not None and (end % every == 0 or end == total):
-            save(path, {"carry": done_carry, "metrics": _concat(history)},
-                 metadata={**(metadata or {}), "kind": RUN_KIND, "generation": end,
-                           "generations": total, "key": fingerprint})
-        if bar is not None and rows:
-            bar.set_postfix(_score_postfix(rows[-1]), refresh=False)
-            bar.update(len(rows))
-
-    pending = None
-    gen = start
-    try:
-        while gen < total:
-            n = min(block, total - gen, every - gen % every)
-            carry, metrics = trainer.run(carry, n)
-            gen += n
-            if pending is not None:
-                finish(*pending)
-            pending = (carry, metrics, gen)
-        if pending is not None:
-            finish(*pending)
-        elif path is not None and not path.exists():
-            # Nothing to run (a finished run resumed): make sure the checkpoint exists.
-            save(path, {"carry": carry, "metrics": _concat(history)},
-                 metadata={**(metadata or {}), "kind": RUN_KIND, "generation": gen,
-                           "generations": total, "key": fingerprint})
-    finally:
-        if bar is not None:
-            bar.close()
-        for logger in loggers:
-            if hasattr(logger, "close"):
-                logger.close()
+        callbacks.append(ProgressBar(total, progress if isinstance(progress, str) else None))
+    carry, blocks = run_in_blocks(trainer, carry, start=start, block=block, align=every,
+                                  callbacks=callbacks)
+    if saver is not None and not blocks and not path.exists():
+        saver.save(carry, start, total)  # nothing to run (a finished run resumed)
+    history = past + blocks
     if not history:
         raise ValueError("the run has no generations")
     return trainer.result(carry, history)
@@ -523,6 +483,7 @@ def _concat(blocks: list[dict]) -> dict:
 __all__ = [
     "CHECKPOINT_NAME",
     "CheckpointError",
+    "Checkpointing",
     "CsvLogger",
     "FORMAT_VERSION",
     "JsonlLogger",
