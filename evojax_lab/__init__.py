@@ -10,12 +10,14 @@ from evojax_lab import (
     novelty,
     parallel,
     policies,
+    runs,
     strategies,
     tasks,
 )
 from evojax_lab.core import noise, shaping, tree
 from evojax_lab.core.types import Evaluate, Evaluation, Strategy, TrainResult
 from evojax_lab.evaluate import evaluate, evaluate_members, rollout
+from evojax_lab.runs import load_run
 from evojax_lab.train import TrainCarry, Trainer, make_train
 
 __version__ = "0.1.0"
@@ -33,6 +35,7 @@ __all__ = [
     "evaluate",
     "evaluate_members",
     "genome",
+    "load_run",
     "loggers",
     "make_train",
     "mutations",
@@ -41,6 +44,7 @@ __all__ = [
     "parallel",
     "policies",
     "rollout",
+    "runs",
     "shaping",
     "strategies",
     "tasks",

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from evojax_lab import runs
 from evojax_lab.strategies import registry
 
 # Settings `evojax-lab train` uses unless an option overrides them: the strategy's defaults,
@@ -308,26 +309,6 @@ def _settings(args) -> dict:
     return settings
 
 
-def _strategy(name: str, s: dict, args):
-    import evojax_lab as el
-
-    config = {k: v for k, v in s.items() if k not in ("episodes", "hidden")}
-    if name in ("ns_es", "nsr_es", "nsra_es", "ga_ns"):
-        config["behavior_size"] = _behavior_size(args.task)
-    if name in ("openai_es", "ns_es", "nsr_es", "nsra_es"):
-        config["chunk_size"] = args.chunk_size
-    return el.strategies.make(name, args.task, **config)
-
-
-def _behavior_size(task_name: str) -> int:
-    import evojax_lab as el
-
-    size = el.tasks.make(task_name).behavior_size
-    if size < 1:
-        raise CLIError(f"novelty search needs a behavior descriptor; {task_name} has none")
-    return size
-
-
 def _block_size(generations: int, target: int) -> int:
     """Generations per jitted block: the largest divisor of ``generations`` not above
     ``target`` (one compiled block length) unless that is below half the target; then
@@ -414,11 +395,6 @@ def cmd_train(args) -> int:
     if args.action_noise and task.action_space.kind != "continuous":
         raise CLIError(f"--action-noise needs a continuous action space; {args.task} has a "
                        f"{task.action_space.kind} one")
-    policy = el.policies.for_task(task, hidden=s["hidden"])
-    try:
-        strategy = _strategy(args.strategy, s, args)
-    except (ValueError, TypeError) as err:
-        raise CLIError(str(err)) from None
     record = tuple(args.record or ())
     loggers = []
     if args.tensorboard:
@@ -439,6 +415,10 @@ def cmd_train(args) -> int:
                   "action_noise": float(args.action_noise)}
     config.update(generations=s["generations"], devices=[str(d) for d in jax.devices()],
                   processes=jax.process_count())
+    try:
+        task, policy, strategy, trainer = runs.build(config)
+    except (ValueError, TypeError) as err:
+        raise CLIError(str(err)) from None
     checkpoint_dir = run_dir if args.checkpoint_every else None  # every process reads it
     args.checkpoint_dir = checkpoint_dir if lead else None  # for the hint after Ctrl-C
     if not lead:  # a worker's outputs go to a scratch folder: process 0 owns the run folder
@@ -453,13 +433,6 @@ def cmd_train(args) -> int:
         if args.tensorboard:
             loggers.append(tensorboard(run_dir / "tensorboard"))
 
-    try:
-        trainer = el.make_train(task, policy, strategy, generations=s["generations"],
-                                episodes=s["episodes"], eval_episodes=args.eval_episodes,
-                                chunk_size=args.chunk_size, record=record,
-                                obs_norm=args.obs_norm, action_noise=args.action_noise)
-    except ValueError as err:
-        raise CLIError(str(err)) from None
     gens = s["generations"]
     block = _block_size(gens, args.log_every)
     every = -(-max(args.checkpoint_every, 1) // block) * block  # a multiple of the block
@@ -538,19 +511,12 @@ def cmd_bench(args) -> int:
     import jax
     import numpy as np
 
-    import evojax_lab as el
     from evojax_lab.core.compiles import count_compilations
 
+    config = {"task": args.task, "strategy": args.strategy, **s, "eval_episodes": 0,
+              "chunk_size": args.chunk_size, "obs_norm": args.obs_norm}
     try:
-        task = el.tasks.make(args.task)
-    except ValueError as err:
-        raise CLIError(str(err)) from None
-    policy = el.policies.for_task(task, hidden=s["hidden"])
-    try:
-        strategy = _strategy(args.strategy, s, args)
-        trainer = el.make_train(task, policy, strategy, generations=s["generations"],
-                                episodes=s["episodes"], eval_episodes=0,
-                                chunk_size=args.chunk_size, obs_norm=args.obs_norm)
+        task, policy, strategy, trainer = runs.build(config)
     except (ValueError, TypeError) as err:
         raise CLIError(str(err)) from None
     key = jax.random.PRNGKey(args.seed)

@@ -1,0 +1,207 @@
+"""Run folders: what ``evojax-lab train`` writes, rebuilt in Python.
+
+A run folder's ``config.json`` holds every setting that shapes the run (task, strategy, seed,
+the strategy's settings, the run settings); :func:`build` turns such a config into the task,
+policy, strategy and trainer the CLI trained with (the CLI itself builds them here), and
+:func:`load_run` gives a notebook the whole run back::
+
+    run = el.load_run("runs/CartPole-v1_openai_es_20261129-101500")
+    run.config, run.metrics, run.solution          # inspect, replay, plot
+    result = run.resume(generations=200)           # continue the run to 200 generations
+
+``resume`` continues from the folder's checkpoint with the run's own key, so it ends exactly
+where an uninterrupted run of that length ends; it appends to the folder's metrics files and
+keeps checkpointing there (as ``evojax-lab train --resume`` does, without rewriting the
+solution files and plots, which the CLI's resume also refreshes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from evojax_lab import checkpoint
+from evojax_lab.strategies import registry
+
+#: Strategies whose settings use ``chunk_size`` (the ES family) and whose state is sized by
+#: ``generations`` (a run of them cannot change its length on resume).
+CHUNKED = ("openai_es", "ns_es", "nsr_es", "nsra_es")
+SIZED_BY_GENERATIONS = ("deep_ga", "ga_ns", "ns_es", "nsr_es", "nsra_es")
+CONFIG_NAME = "config.json"
+
+
+def strategy_settings(config: dict) -> dict:
+    """The strategy's settings of a run config (``hidden`` as a tuple)."""
+    name = config["strategy"]
+    registry.settings(name)  # an unknown strategy raises, naming the registered ones
+    settings = {k: config[k] for k in registry.DEFAULTS[name]}
+    settings["hidden"] = tuple(settings["hidden"])
+    return settings
+
+
+def build(config: dict, *, generations: int | None = None):
+    """``(task, policy, strategy, trainer)`` of a run config (a ``config.json``).
+
+    Args:
+        config: the run's settings: ``task``, ``strategy``, the strategy's settings
+            (``el.strategies.settings``: ``pop_size``, ..., ``generations``, ``episodes``,
+            ``hidden``), and ``eval_episodes``, ``chunk_size``, ``record``, ``obs_norm``,
+            ``action_noise`` (the last three optional: off).
+        generations: a length other than the config's (not for strategies whose state is sized
+            by it: ``SIZED_BY_GENERATIONS``).
+
+    Raises:
+        ValueError: an unknown task or strategy, a setting that does not fit, or a length
+            change the strategy cannot take.
+    """
+    import evojax_lab as el
+
+    s = strategy_settings(config)
+    name = config["strategy"]
+    if generations is not None and int(generations) != s["generations"]:
+        if name in SIZED_BY_GENERATIONS:
+            raise ValueError(f"generations cannot change for {name}: its genome/archive "
+                             f"capacity was sized for {s['generations']}")
+        run_generations = int(generations)
+    else:
+        run_generations = s["generations"]
+    task = el.tasks.make(config["task"])
+    if config.get("action_noise") and task.action_space.kind != "continuous":
+        raise ValueError(f"action_noise needs a continuous action space; {config['task']} has "
+                         f"a {task.action_space.kind} one")
+    policy = el.policies.for_task(task, hidden=s["hidden"])
+    options = {k: v for k, v in s.items() if k not in ("episodes", "hidden")}
+    if name in CHUNKED:
+        options["chunk_size"] = config.get("chunk_size")
+    strategy = el.strategies.make(name, task, **options)
+    trainer = el.make_train(
+        task, policy, strategy, generations=run_generations, episodes=s["episodes"],
+        eval_episodes=config["eval_episodes"], chunk_size=config.get("chunk_size"),
+        record=tuple(config.get("record", ())), obs_norm=bool(config.get("obs_norm", False)),
+        action_noise=float(config.get("action_noise", 0.0)))
+    return task, policy, strategy, trainer
+
+
+def read_config(folder) -> dict:
+    """A run folder's ``config.json`` (one-line errors for a missing or broken file)."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise ValueError(f"{path} not found: {folder} is not a run folder written by "
+                         "`evojax-lab train`")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    missing = [k for k in ("task", "strategy", "seed", "eval_episodes") if k not in config]
+    if not isinstance(config, dict) or missing:
+        raise ValueError(f"{path} is not a run configuration (missing {', '.join(missing)})")
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A run folder loaded by :func:`load_run`.
+
+    Attributes:
+        folder: the run folder.
+        config: its ``config.json``.
+        task, policy, strategy, trainer: rebuilt from the config (:func:`build`).
+        key: the run's key (``PRNGKey(seed)``).
+        carry: the :class:`~evojax_lab.train.TrainCarry` of the folder's checkpoint (``None``
+            without one).
+        generation: the generation the checkpoint holds (0 without one).
+        metrics: the metrics history up to ``generation`` (NumPy arrays with a leading
+            generation axis; from the checkpoint, else from ``metrics.jsonl``).
+        solution: the parameters the strategy deploys at ``generation`` (without a
+            checkpoint: ``params.msgpack``, the solution the run wrote at its end).
+        obs_stats: the observation statistics to deploy the solution with (``--obs-norm``
+            runs), else ``None``.
+    """
+
+    folder: Path
+    config: dict
+    task: Any
+    policy: Any
+    strategy: Any
+    trainer: Any
+    key: jax.Array
+    carry: Any
+    generation: int
+    metrics: dict
+    solution: Any
+    obs_stats: Any
+
+    def resume(self, generations: int | None = None, *, every: int = 50, block: int = 10,
+               loggers=(), progress: bool | str = False):
+        """Continue the run from its checkpoint to ``generations`` (default: the config's).
+
+        The metrics files of the folder (``metrics.jsonl``, ``metrics.csv``) get the new
+        generations and the checkpoint is saved every ``every`` generations and at the end.
+        Returns the :class:`~evojax_lab.TrainResult` of the whole run, equal to what an
+        uninterrupted run of that length returns.
+        """
+        if self.carry is None:
+            raise ValueError(f"{self.folder / checkpoint.CHECKPOINT_NAME} not found: nothing "
+                             "to resume (was the run trained with --checkpoint-every 0?)")
+        trainer = self.trainer
+        if generations is not None and int(generations) != trainer.generations:
+            trainer = build(self.config, generations=generations)[3]
+        files = [checkpoint.JsonlLogger(self.folder / "metrics.jsonl"),
+                 checkpoint.CsvLogger(self.folder / "metrics.csv")]
+        return checkpoint.run_with_checkpoints(
+            trainer, self.key, self.folder, every=every, block=min(block, every),
+            loggers=[*files, *loggers], progress=progress,
+            metadata={k: self.config[k] for k in ("task", "strategy", "seed")})
+
+
+def _jsonl_metrics(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    return {k: np.asarray([np.nan if r.get(k) is None else r[k] for r in rows]) for k in names}
+
+
+def load_run(folder) -> Run:
+    """Load a run folder written by ``evojax-lab train`` (see the module docstring).
+
+    Raises:
+        ValueError: the folder is not a run folder, its config does not build, or its
+            checkpoint does not belong to it (:class:`~evojax_lab.checkpoint.CheckpointError`).
+    """
+    from flax import serialization
+
+    folder = Path(folder)
+    config = read_config(folder)
+    task, policy, strategy, trainer = build(config)
+    key = jax.random.PRNGKey(int(config["seed"]))
+    carry, generation, metrics, obs_stats = None, 0, {}, None
+    path = folder / checkpoint.CHECKPOINT_NAME
+    if path.is_file():
+        header = checkpoint.info(path)
+        like = {"carry": trainer.init(key), "metrics": checkpoint._history_template(header)}
+        restored = checkpoint.restore(path, like)
+        carry = restored["carry"]
+        generation = int(header.get("metadata", {}).get("generation", 0))
+        metrics = {k: np.asarray(v) for k, v in restored["metrics"].items()}
+        solution = strategy.solution(carry.state)
+        obs_stats = carry.obs_stats
+    else:
+        metrics = _jsonl_metrics(folder / "metrics.jsonl")
+        params_path = folder / "params.msgpack"
+        if not params_path.is_file():
+            raise ValueError(f"{folder} holds neither {checkpoint.CHECKPOINT_NAME} nor "
+                             "params.msgpack: nothing to load")
+        template = trainer.initial_params(jax.random.PRNGKey(0))
+        solution = serialization.from_bytes(template, params_path.read_bytes())
+        generation = int(metrics["generation"][-1]) if "generation" in metrics else 0
+    return Run(folder, config, task, policy, strategy, trainer, key, carry, generation,
+               metrics, solution, obs_stats)
+
+
+__all__ = ["Run", "build", "load_run", "read_config", "strategy_settings"]

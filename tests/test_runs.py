@@ -1,0 +1,101 @@
+"""el.load_run: a CLI run folder rebuilt in Python; a loaded run continues to exactly the
+parameters of the uninterrupted run; one-line errors for folders that are not runs."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from flax import serialization
+
+import evojax_lab as el
+from evojax_lab import cli
+
+COMMON = ["--task", "CartPole-v1", "--pop-size", "16", "--hidden", "8", "--eval-episodes", "2",
+          "--final-episodes", "4", "--log-every", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    straight, part = root / "straight", root / "part"
+    assert cli.main(["train", *COMMON, "--generations", "4", "--run-dir", str(straight)]) == 0
+    assert cli.main(["train", *COMMON, "--generations", "2", "--checkpoint-every", "2",
+                     "--run-dir", str(part)]) == 0
+    return straight, part
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_loaded_run_continues_to_the_uninterrupted_parameters(folders):
+    straight, part = folders
+    run = el.load_run(part)
+    assert run.generation == 2 and run.metrics["generation"].tolist() == [1, 2]
+    result = run.resume(generations=4)
+    expected = serialization.from_bytes(result.solution,
+                                        (straight / "params.msgpack").read_bytes())
+    for got, want in zip(leaves(result.solution), leaves(expected), strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    # the folder's files continue too: the same four rows as the straight run's
+    assert rows(part / "metrics.jsonl") == rows(straight / "metrics.jsonl")
+    assert el.load_run(part).generation == 4
+
+
+def test_load_run_gives_back_what_the_run_wrote(folders):
+    straight, _ = folders
+    run = el.load_run(straight)
+    config = json.loads((straight / "config.json").read_text())
+    assert run.config == config and run.generation == 4
+    assert (run.task.name, run.strategy.pop_size, run.trainer.generations) == (
+        "CartPole-v1", 16, 4)
+    written = [r["mean_fitness"] for r in rows(straight / "metrics.jsonl")]
+    np.testing.assert_array_equal(run.metrics["mean_fitness"], np.float32(written))
+    saved = serialization.from_bytes(run.solution, (straight / "params.msgpack").read_bytes())
+    for got, want in zip(leaves(run.solution), leaves(saved), strict=True):
+        assert np.array_equal(got, want)
+    # the policy and task rebuild the run's network: the solution plays
+    ret, length, _ = jax.jit(lambda k: el.rollout(k, run.task, run.policy, run.solution))(
+        jax.random.PRNGKey(0))
+    assert 1 <= int(length) <= 500 and float(ret) == int(length)
+
+
+def test_a_folder_without_a_checkpoint_loads_its_final_parameters(folders, tmp_path):
+    straight, _ = folders
+    copy = tmp_path / "no_checkpoint"
+    copy.mkdir()
+    for name in ("config.json", "params.msgpack", "metrics.jsonl"):
+        (copy / name).write_bytes((straight / name).read_bytes())
+    run = el.load_run(copy)
+    assert run.carry is None and run.generation == 4
+    for got, want in zip(leaves(run.solution), leaves(el.load_run(straight).solution),
+                         strict=True):
+        assert np.array_equal(got, want)
+    with pytest.raises(ValueError, match="checkpoint.ckpt not found: nothing to resume"):
+        run.resume()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "config.json not found: .* is not a run folder"),
+    (lambda d: (d / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+    (lambda d: (d / "config.json").write_text('{"task": "CartPole-v1"}'),
+     "is not a run configuration \\(missing strategy, seed, eval_episodes\\)"),
+])
+def test_folders_that_are_not_runs_are_one_line_errors(tmp_path, make, message):
+    make(tmp_path)
+    with pytest.raises(ValueError, match=message) as err:
+        el.load_run(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_genome_strategy_cannot_change_its_length(folders):
+    straight, _ = folders
+    config = dict(el.runs.read_config(straight), strategy="deep_ga", truncation=4, elites=1,
+                  validation_episodes=0)
+    with pytest.raises(ValueError, match="generations cannot change for deep_ga"):
+        el.runs.build(config, generations=8)
