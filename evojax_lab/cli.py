@@ -1,5 +1,5 @@
-"""The ``evojax-lab`` command line: ``train`` (with checkpoints and ``--resume``), ``replay``
-and ``plot``."""
+"""The ``evojax-lab`` command line: ``train`` (with checkpoints, ``--resume`` and ``--config``),
+``replay``, ``plot``, ``bench`` and ``info``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ _OPTION_NAMES = ("pop_size", "sigma", "learning_rate", "generations", "episodes"
 # Options that define a run: fixed by the run's config.json when it is resumed.
 _RUN_OPTIONS = ("task", "strategy", "seed", *(n for n in _OPTION_NAMES if n != "generations"),
                 "eval_episodes", "chunk_size", "record", "obs_norm", "action_noise", "run_dir",
-                "list_presets")
+                "list_presets", "config")
 # Strategies whose state is sized from --generations (genome / archive capacity).
 _SIZED_BY_GENERATIONS = ("deep_ga", "ga_ns", "ns_es", "nsr_es", "nsra_es")
 # Default generations per jitted block between host updates (progress, logs, checkpoints):
@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write RUN_DIR/checkpoint.ckpt (atomically) every K generations, rounded "
                    "up to a multiple of --log-every, and at the end; 0: no checkpoints "
                    f"(default: {DEFAULT_CHECKPOINT_EVERY})")
+    t.add_argument("--config", metavar="FILE",
+                   help="train the run a config file describes (a run folder's config.json, or "
+                   "one written by el.runs.RunConfig.to_json) into a new run folder; options "
+                   "that define the run cannot be given, except --generations")
     t.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its checkpoint, with the settings of "
                    "its config.json, up to --generations (default: the run's own); options "
@@ -256,6 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
                     ".svg); the other pictures go next to it as <stem>_maze<suffix>, "
                     "<stem>_sensitivity<suffix>, <stem>_es_vs_sgd<suffix> (default: in the "
                     "run folder)")
+
+    i = sub.add_parser(
+        "info",
+        help="print a run folder's config, progress and checkpoint state",
+        description="Print what a run folder holds: its config (the settings that shape the "
+        "run), how far it got (the checkpoint's generation and the last metrics row) and its "
+        "checkpoint (format version, size, whether it can be resumed). Reads files only: needs "
+        "no JAX device, changes nothing.",
+    )
+    i.add_argument("run", help="run folder (written by `evojax-lab train`)")
+    i.add_argument("--json", action="store_true", help="print one JSON object instead")
     return parser
 
 
@@ -368,11 +383,37 @@ def _resume(args) -> tuple[Path, dict, dict]:
     return run_dir, config, s
 
 
+def _from_config(args) -> dict:
+    """The settings of ``train --config FILE``; ``args`` gets the config's task, strategy,
+    seed and ``make_train`` options."""
+    given = sorted(getattr(args, "explicit", set()) & (set(_RUN_OPTIONS) - {"run_dir", "config"}))
+    if args.resume:
+        given.append("resume")
+    if given:
+        names = ", ".join("--" + g.replace("_", "-") for g in given)
+        raise CLIError(f"{names} cannot be given with --config: the run's settings come from "
+                       f"{args.config}")
+    try:
+        config = runs.RunConfig.load(args.config)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    args.task, args.strategy, args.seed = config.task, config.strategy, config.seed
+    args.eval_episodes, args.chunk_size = config.eval_episodes, config.chunk_size
+    args.record, args.obs_norm = config.record, config.obs_norm
+    args.action_noise = config.action_noise
+    s = dict(config.settings)
+    if args.generations is not None:
+        s["generations"] = args.generations
+    return s
+
+
 def cmd_train(args) -> int:
     if args.list_presets:
         print(json.dumps({"defaults": DEFAULTS, "presets": registry.presets()}, indent=2))
         return 0
-    if args.resume:
+    if args.config:
+        s = _from_config(args)
+    elif args.resume:
         run_dir, config, s = _resume(args)
     else:
         s = _settings(args)
@@ -408,11 +449,14 @@ def cmd_train(args) -> int:
     if not args.resume:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.run_dir or Path("runs") / f"{args.task}_{args.strategy}_{stamp}")
-        config = {"task": args.task, "strategy": args.strategy, "seed": args.seed,
-                  **{k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
-                  "eval_episodes": args.eval_episodes, "chunk_size": args.chunk_size,
-                  "record": list(record), "obs_norm": bool(args.obs_norm),
-                  "action_noise": float(args.action_noise)}
+        try:
+            config = runs.RunConfig.from_dict({
+                "task": args.task, "strategy": args.strategy, "seed": args.seed, **s,
+                "eval_episodes": args.eval_episodes, "chunk_size": args.chunk_size,
+                "record": record, "obs_norm": args.obs_norm,
+                "action_noise": args.action_noise}).to_dict()
+        except (ValueError, TypeError) as err:
+            raise CLIError(str(err)) from None
     config.update(generations=s["generations"], devices=[str(d) for d in jax.devices()],
                   processes=jax.process_count())
     try:
@@ -570,6 +614,77 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def _run_info(run: Path) -> dict:
+    """What ``info`` reports about a run folder (files only)."""
+    from evojax_lab import checkpoint
+
+    try:
+        config = runs.read_config(run)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    out = {"run": str(run), "config": config}
+    path = run / checkpoint.CHECKPOINT_NAME
+    if path.is_file():
+        try:
+            header = checkpoint.info(path)
+        except (checkpoint.CheckpointError, OSError) as err:
+            out["checkpoint"] = {"file": str(path), "readable": False, "problem": str(err)}
+        else:
+            meta = header.get("metadata", {})
+            out["checkpoint"] = {"file": str(path), "readable": True,
+                                 "format_version": header.get("version"),
+                                 "bytes": path.stat().st_size,
+                                 "generation": meta.get("generation"),
+                                 "generations": meta.get("generations")}
+    else:
+        out["checkpoint"] = None
+    metrics = run / "metrics.jsonl"
+    if metrics.is_file():
+        lines = [line for line in metrics.read_text().splitlines() if line.strip()]
+        try:
+            out["last_metrics"] = json.loads(lines[-1]) if lines else None
+        except json.JSONDecodeError as err:
+            out["last_metrics"] = {"problem": f"{metrics} last line is not JSON: {err}"}
+    summary = run / "summary.json"
+    if summary.is_file():
+        try:
+            out["summary"] = json.loads(summary.read_text())
+        except json.JSONDecodeError as err:
+            out["summary"] = {"problem": f"{summary} is not valid JSON: {err}"}
+    return out
+
+
+def cmd_info(args) -> int:
+    info = _run_info(Path(args.run))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    config, ckpt = info["config"], info["checkpoint"]
+    print(f"run folder   {info['run']}")
+    print(f"task         {config['task']} | strategy {config['strategy']} | seed "
+          f"{config['seed']}")
+    skip = {"task", "strategy", "seed", "devices", "processes"}
+    print("settings     " + ", ".join(f"{k}={v}" for k, v in config.items() if k not in skip))
+    if ckpt is None:
+        print("checkpoint   none (trained with --checkpoint-every 0, or not started)")
+    elif not ckpt["readable"]:
+        print(f"checkpoint   UNREADABLE: {ckpt['problem']}")
+    else:
+        done = ckpt["generation"] == ckpt["generations"]
+        state = "finished" if done else "resumable with `evojax-lab train --resume`"
+        print(f"checkpoint   generation {ckpt['generation']} of {ckpt['generations']} "
+              f"({state}); format {ckpt['format_version']}, {ckpt['bytes']:,} bytes")
+    row = info.get("last_metrics")
+    if row:
+        fields = ("generation", "best_fitness", "mean_fitness", "solution_fitness", "steps")
+        print("last metrics " + ", ".join(f"{k}={row[k]}" for k in fields if k in row))
+    summary = info.get("summary")
+    if summary and "final_mean_return" in summary:
+        print(f"final score  {summary['final_mean_return']:.4g} ± "
+              f"{summary['final_std_return']:.3g} over {summary['final_episodes']} episodes")
+    return 0
+
+
 def cmd_replay(args) -> int:
     import jax
     from flax import serialization
@@ -672,6 +787,8 @@ def main(argv=None) -> int:
             return cmd_bench(args)
         if args.command == "plot":
             return cmd_plot(args)
+        if args.command == "info":
+            return cmd_info(args)
     except CLIError as err:
         print(f"evojax-lab {args.command}: error: {err}", file=sys.stderr)
         return 2

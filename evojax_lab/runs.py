@@ -35,13 +35,110 @@ SIZED_BY_GENERATIONS = ("deep_ga", "ga_ns", "ns_es", "nsr_es", "nsra_es")
 CONFIG_NAME = "config.json"
 
 
+#: Version of the ``config.json`` layout :class:`RunConfig` writes (folders without one: 1).
+CONFIG_VERSION = 1
+
+
 def strategy_settings(config: dict) -> dict:
     """The strategy's settings of a run config (``hidden`` as a tuple)."""
     name = config["strategy"]
     registry.settings(name)  # an unknown strategy raises, naming the registered ones
+    missing = [k for k in registry.DEFAULTS[name] if k not in config]
+    if missing:
+        raise ValueError(f"the run config lacks {name}'s setting(s) {', '.join(missing)}")
     settings = {k: config[k] for k in registry.DEFAULTS[name]}
     settings["hidden"] = tuple(settings["hidden"])
     return settings
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every setting that shapes a run, resolved once (what a run folder's ``config.json``
+    holds, and what ``evojax-lab train --config FILE`` runs).
+
+    Attributes:
+        task, strategy, seed: what is trained, how, from which key.
+        settings: the strategy's settings (``el.strategies.settings(strategy, task, ...)``,
+            including ``generations``, ``episodes`` and ``hidden``).
+        eval_episodes, chunk_size, record, obs_norm, action_noise: the ``make_train`` options.
+        version: the layout version (:data:`CONFIG_VERSION`).
+
+    ``to_dict`` / ``from_dict`` use the flat ``config.json`` layout (the settings beside the
+    other fields); ``from_dict(to_dict(c)) == c`` and ``from_json(to_json(c)) == c``.
+    """
+
+    task: str
+    strategy: str
+    seed: int = 0
+    settings: dict = dataclasses.field(default_factory=dict)
+    eval_episodes: int = 10
+    chunk_size: int | None = None
+    record: tuple = ()
+    obs_norm: bool = False
+    action_noise: float = 0.0
+    version: int = CONFIG_VERSION
+
+    @classmethod
+    def resolve(cls, task: str, strategy: str, seed: int = 0, **options) -> RunConfig:
+        """The config of ``strategy`` on ``task``: its defaults, the task's preset, then
+        ``options`` (strategy settings or ``make_train`` options, by name)."""
+        fields = {"eval_episodes", "chunk_size", "record", "obs_norm", "action_noise"}
+        run = {k: v for k, v in options.items() if k in fields}
+        settings = registry.settings(strategy, task, **{k: v for k, v in options.items()
+                                                        if k not in fields})
+        return cls.from_dict({"task": task, "strategy": strategy, "seed": seed, **settings,
+                              **run})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunConfig:
+        """Read the flat layout (extra informational keys such as ``devices`` are ignored)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a run config is a JSON object, got {type(data).__name__}")
+        version = int(data.get("version", 1))
+        if version > CONFIG_VERSION:
+            raise ValueError(f"run config version {version} was written by a newer evojax_lab "
+                             f"(this one reads up to {CONFIG_VERSION})")
+        missing = [k for k in ("task", "strategy", "seed") if k not in data]
+        if missing:
+            raise ValueError(f"not a run configuration (missing {', '.join(missing)})")
+        return cls(
+            task=str(data["task"]), strategy=str(data["strategy"]), seed=int(data["seed"]),
+            settings=strategy_settings(data), eval_episodes=int(data.get("eval_episodes", 10)),
+            chunk_size=None if data.get("chunk_size") is None else int(data["chunk_size"]),
+            record=tuple(data.get("record", ())), obs_norm=bool(data.get("obs_norm", False)),
+            action_noise=float(data.get("action_noise", 0.0)), version=CONFIG_VERSION)
+
+    def to_dict(self) -> dict:
+        """The flat ``config.json`` layout (JSON types only)."""
+        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in self.settings.items()}
+        return {"version": self.version, "task": self.task, "strategy": self.strategy,
+                "seed": self.seed, **settings, "eval_episodes": self.eval_episodes,
+                "chunk_size": self.chunk_size, "record": list(self.record),
+                "obs_norm": self.obs_norm, "action_noise": self.action_noise}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"not valid JSON: {err}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path) -> RunConfig:
+        """A config file or a run folder's ``config.json`` (one-line errors naming the file)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.is_file():
+            raise ValueError(f"{path} not found: give a run config file or a run folder")
+        try:
+            return cls.from_json(path.read_text())
+        except (ValueError, TypeError, KeyError) as err:
+            raise ValueError(f"{path}: {err}") from None
 
 
 def build(config: dict, *, generations: int | None = None):
@@ -61,6 +158,8 @@ def build(config: dict, *, generations: int | None = None):
     """
     import evojax_lab as el
 
+    if isinstance(config, RunConfig):
+        config = config.to_dict()
     s = strategy_settings(config)
     name = config["strategy"]
     if generations is not None and int(generations) != s["generations"]:
@@ -204,4 +303,5 @@ def load_run(folder) -> Run:
                metrics, solution, obs_stats)
 
 
-__all__ = ["Run", "build", "load_run", "read_config", "strategy_settings"]
+__all__ = ["CONFIG_VERSION", "Run", "RunConfig", "build", "load_run", "read_config",
+           "strategy_settings"]

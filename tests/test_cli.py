@@ -346,7 +346,7 @@ def test_tensorboard_without_tensorboardx_is_a_one_line_error(tmp_path, monkeypa
     assert "pip install 'evojax_lab[tensorboard]'" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("command", [None, "train", "replay", "plot", "bench"])
+@pytest.mark.parametrize("command", [None, "train", "replay", "plot", "bench", "info"])
 def test_every_subcommand_help_describes_every_option(command, capsys):
     parser = cli.build_parser()
     sub = parser if command is None else \
@@ -362,7 +362,7 @@ def test_every_subcommand_help_describes_every_option(command, capsys):
         if not action.option_strings and action.dest != "command":  # positionals
             assert action.dest in text
     if command is None:
-        for name in ("train", "replay", "plot", "bench"):
+        for name in ("train", "replay", "plot", "bench", "info"):
             assert name in text
 
 

@@ -99,3 +99,65 @@ def test_a_genome_strategy_cannot_change_its_length(folders):
                   validation_episodes=0)
     with pytest.raises(ValueError, match="generations cannot change for deep_ga"):
         el.runs.build(config, generations=8)
+
+
+# ------------------------------------------------------------------ RunConfig, --config, info
+def test_run_config_round_trips_and_resolves_like_the_registry():
+    config = el.runs.RunConfig.resolve("CartPole-v1", "openai_es", seed=3, sigma=0.1,
+                                       eval_episodes=2, record=("fitness",))
+    assert config.settings == {**el.strategies.settings("openai_es", "CartPole-v1"),
+                               "sigma": 0.1}
+    assert (config.eval_episodes, config.record, config.version) == (2, ("fitness",), 1)
+    assert el.runs.RunConfig.from_json(config.to_json()) == config
+    assert el.runs.RunConfig.from_dict(json.loads(config.to_json())) == config
+    with pytest.raises(ValueError, match="version 2 was written by a newer evojax_lab"):
+        el.runs.RunConfig.from_dict({**config.to_dict(), "version": 2})
+    with pytest.raises(ValueError, match="lacks openai_es's setting\\(s\\) sigma"):
+        el.runs.RunConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "sigma"})
+
+
+def test_a_folder_config_is_a_run_config(folders):
+    straight, _ = folders
+    config = el.runs.RunConfig.load(straight)
+    assert config.to_dict() == {k: v for k, v in el.runs.read_config(straight).items()
+                                if k not in ("devices", "processes")}
+
+
+def test_train_config_reruns_a_saved_run(folders, tmp_path, capsys):
+    straight, _ = folders
+    again = tmp_path / "again"
+    assert cli.main(["train", "--config", str(straight / "config.json"), "--run-dir",
+                     str(again), "--no-progress", "--final-episodes", "4"]) == 0
+    assert (again / "params.msgpack").read_bytes() == (straight / "params.msgpack").read_bytes()
+    assert rows(again / "metrics.jsonl") == rows(straight / "metrics.jsonl")
+    capsys.readouterr()
+    assert cli.main(["train", "--config", str(straight), "--sigma", "0.3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--sigma cannot be given with --config" in err and len(err.splitlines()) == 1
+    assert cli.main(["train", "--config", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json not found" in capsys.readouterr().err
+
+
+def test_info_reports_config_progress_and_checkpoint(folders, tmp_path, capsys):
+    straight, part = folders
+    assert cli.main(["info", str(straight), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["config"] == el.runs.read_config(straight)
+    assert info["checkpoint"]["generation"] == info["checkpoint"]["generations"] == 4
+    assert info["last_metrics"] == rows(straight / "metrics.jsonl")[-1]
+    assert cli.main(["info", str(straight)]) == 0
+    text = capsys.readouterr().out
+    assert "generation 4 of 4 (finished)" in text and "CartPole-v1" in text
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("config.json", "checkpoint.ckpt"):
+        (damaged / name).write_bytes((straight / name).read_bytes())
+    with open(damaged / "checkpoint.ckpt", "r+b") as f:
+        f.truncate(100)
+    before = (damaged / "checkpoint.ckpt").read_bytes()
+    assert cli.main(["info", str(damaged)]) == 0
+    assert "checkpoint   UNREADABLE:" in capsys.readouterr().out
+    assert (damaged / "checkpoint.ckpt").read_bytes() == before  # info changes nothing
+    assert cli.main(["info", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a run folder" in err and len(err.splitlines()) == 1
