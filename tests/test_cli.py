@@ -215,7 +215,7 @@ def test_novelty_strategies_train_on_the_hard_maze(strategy, tmp_path, capsys):
 
 def test_novelty_option_does_not_apply_to_es():
     with pytest.raises(cli.CLIError, match="--agents does not apply to openai_es"):
-        cli._settings(cli.build_parser().parse_args(["train", "--agents", "3"]))
+        cli._common._settings(cli.build_parser().parse_args(["train", "--agents", "3"]))
 
 
 def test_random_search_trains_and_writes_a_one_seed_genome(tmp_path, capsys):
@@ -458,6 +458,6 @@ def test_resume_reads_obs_norm_and_action_noise_from_config(tmp_path, saved):
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"")
     args = cli.build_parser().parse_args(["train", "--resume", str(tmp_path)])
-    cli._resume(args)
+    cli.train._resume(args)
     assert args.obs_norm is saved.get("obs_norm", False)
     assert args.action_noise == saved.get("action_noise", 0.0)

@@ -1,0 +1,58 @@
+"""The ``evojax-lab`` command line: ``train`` (with checkpoints, ``--resume`` and ``--config``),
+``replay``, ``plot``, ``bench`` and ``info``, one module each; what they share is in
+``_common``. A thin shell over functions a notebook can call (``el.runs``, ``el.checkpoint``,
+``el.plots``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from evojax_lab.cli import _common, bench, info, plot, replay, train
+from evojax_lab.cli._common import CLIError, _explicit_options, _Parser, _setup_devices
+
+COMMANDS = {"train": train, "replay": replay, "bench": bench, "plot": plot, "info": info}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="evojax-lab",
+        description="JAX-accelerated neuroevolution: train (checkpointed, resumable), replay "
+        "a solution, plot a run folder, bench a strategy on this machine. "
+        "`evojax-lab COMMAND --help` describes each command.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="what to do; `evojax-lab COMMAND --help` lists its options")
+    sub.required = True
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.explicit = _explicit_options(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        _setup_devices(args)
+        command = COMMANDS[args.command]
+        return getattr(command, f"cmd_{args.command}")(args)
+    except CLIError as err:
+        print(f"evojax-lab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        folder = getattr(args, "checkpoint_dir", None)
+        hint = ""
+        if folder is not None and (Path(folder) / "checkpoint.ckpt").is_file():
+            hint = f"; continue with: evojax-lab train --resume {folder}"
+        print(f"interrupted{hint}", file=sys.stderr)
+        return 130
+    return 1
+
+
+
+
+__all__ = ["CLIError", "_common", "build_parser", "main"]

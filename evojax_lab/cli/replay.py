@@ -1,0 +1,121 @@
+"""``evojax-lab replay``: play a run's solution or a genome."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from evojax_lab.cli._common import (
+    OBS_STATS_NAME,
+    CLIError,
+    _device_options,
+    _hidden,
+    _positive_int,
+)
+
+
+def add_parser(sub) -> None:
+    r = sub.add_parser(
+        "replay",
+        help="play a trained solution from a run folder",
+        description="Rebuild the policy from a run folder (config.json + params.msgpack, and "
+        "obs_stats.msgpack for a run trained with --obs-norm) and play it, printing the mean "
+        "return.",
+    )
+    r.add_argument("run", help="run folder written by `evojax-lab train`, or a .genome file "
+                   "(Deep GA / random search elite; the genome of an --obs-norm run is "
+                   "played with the obs_stats.msgpack beside it)")
+    r.add_argument("--hidden", type=_hidden,
+                   help="hidden widths of the policy (default: from the run or genome)")
+    r.add_argument("--task", help="task to play on (default: the run's task)")
+    r.add_argument("--episodes", type=_positive_int, default=10,
+                   help="episodes to play (default: 10)")
+    r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    _device_options(r, multihost=False)
+
+
+def cmd_replay(args) -> int:
+    import jax
+    from flax import serialization
+
+    import evojax_lab as el
+
+    run = Path(args.run)
+    obs_stats = None  # observation statistics of a run trained with --obs-norm
+    if run.is_file():  # a genome file
+        data = run.read_bytes()
+        try:
+            meta = el.genome.info(data)["metadata"] or {}
+        except ValueError as err:
+            raise CLIError(f"{run}: {err}") from None
+        task_name = args.task or meta.get("task")
+        if not task_name:
+            raise CLIError(f"{run} does not name its task: pass --task")
+        hidden = args.hidden or tuple(meta.get("hidden", (32, 32)))
+        task, policy, template = _replay_policy(el, task_name, hidden)
+        try:
+            params = el.genome.decode(data, template)
+        except ValueError as err:
+            raise CLIError(f"{run}: {err}") from None
+        if meta.get("obs_norm"):  # the statistics were saved beside the genome
+            obs_stats = _load_obs_stats(el, run.parent / OBS_STATS_NAME, task)
+        print(f"{run}: {el.genome.info(data)['num_mutations']} mutations, {len(data)} bytes")
+    else:
+        config_path, params_path = run / "config.json", run / "params.msgpack"
+        for p in (config_path, params_path):
+            if not p.is_file():
+                raise CLIError(f"{p} not found: give a run folder written by `evojax-lab "
+                               "train` or a .genome file")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise CLIError(f"{config_path} is not valid JSON: {err}") from None
+        task_name = args.task or config.get("task")
+        hidden = args.hidden or tuple(config.get("hidden", (32, 32)))
+        task, policy, template = _replay_policy(el, task_name, hidden)
+        try:
+            params = serialization.from_bytes(template, params_path.read_bytes())
+        except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
+            raise CLIError(f"{params_path} is not a parameter file for this policy: {err}") \
+                from None
+        if config.get("obs_norm"):
+            obs_stats = _load_obs_stats(el, run / OBS_STATS_NAME, task)
+    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.episodes)
+    returns = jax.jit(jax.vmap(
+        lambda k: el.rollout(k, task, policy, params, obs_norm=obs_stats)[0]
+    ))(keys)
+    print(f"{task_name}: mean return {float(returns.mean()):.1f} ± {float(returns.std()):.1f} "
+          f"over {args.episodes} episodes")
+    return 0
+
+
+def _load_obs_stats(el, path: Path, task):
+    """The final observation statistics of a ``--obs-norm`` run (``obs_stats.msgpack``)."""
+    import numpy as np
+    from flax import serialization
+
+    if not path.is_file():
+        raise CLIError(f"{path} not found: the run was trained with --obs-norm and its policy "
+                       "needs the observation statistics")
+    template = el.policies.normalization.obs_stats_init(task.observation_shape)
+    try:
+        stats = serialization.from_bytes(template, path.read_bytes())
+        if any(np.shape(a) != np.shape(b) for a, b in zip(stats, template, strict=True)):
+            raise ValueError(f"shapes {[np.shape(a) for a in stats]} do not match the task's "
+                             f"observation shape {tuple(task.observation_shape)}")
+    except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
+        raise CLIError(f"{path} is not an observation statistics file for this task: "
+                       f"{str(err).splitlines()[0] if str(err) else repr(err)}") from None
+    return stats
+
+
+def _replay_policy(el, task_name, hidden):
+    import jax
+
+    try:
+        task = el.tasks.make(task_name)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    policy = el.policies.for_task(task, hidden=tuple(hidden))
+    template = policy.init(jax.random.PRNGKey(0), jax.numpy.zeros(task.observation_shape))
+    return task, policy, template
