@@ -82,9 +82,21 @@ def initialize(coordinator_address: str, num_processes: int, process_id: int,
 
 
 def to_host(tree):
-    """NumPy copies of a pytree of (possibly multi-process, replicated or sharded) arrays."""
+    """NumPy copies of a pytree of (possibly multi-process, replicated or sharded) arrays.
+
+    In a multi-process run the arrays that span processes are gathered (every process must
+    call this with the same tree); arrays already local to the process (NumPy arrays, or JAX
+    arrays on its own devices) are copied as they are, not concatenated across processes.
+    """
     if jax.process_count() == 1:
         return jax.device_get(tree)
     from jax.experimental import multihost_utils
 
-    return multihost_utils.process_allgather(tree, tiled=True)
+    leaves, treedef = jax.tree.flatten(tree)
+    spans = [i for i, x in enumerate(leaves)
+             if isinstance(x, jax.Array) and not x.is_fully_addressable]
+    gathered = multihost_utils.process_allgather([leaves[i] for i in spans], tiled=True)
+    out = [np.asarray(jax.device_get(x)) for x in leaves]
+    for i, x in zip(spans, gathered, strict=True):
+        out[i] = np.asarray(x)
+    return jax.tree.unflatten(treedef, out)

@@ -129,6 +129,38 @@ def test_two_processes_equal_one_process_with_two_devices(two_devices, tmp_path)
     np.testing.assert_array_equal(got["mean_fitness"], np.asarray(result.metrics["mean_fitness"]))
 
 
+@pytest.mark.slow
+def test_two_processes_save_and_resume_bit_for_bit(tmp_path):
+    """2 processes x 1 CPU device: a run saved at generation 2 and resumed to 4 (both processes
+    restoring the file process 0 wrote) equals the 4 generations in one call."""
+    coordinator = f"127.0.0.1:{_free_port()}"
+    out = tmp_path / "result.npz"
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = ""  # the worker asks for 1 local device itself
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE / "multihost_checkpoint_worker.py"),
+                          coordinator, str(i), str(tmp_path / "run"), str(out)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i in range(2)
+    ]
+    logs = []
+    for p in procs:
+        try:
+            logs.append(p.communicate(timeout=420)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("multi-process run timed out")
+    assert all(p.returncode == 0 for p in procs), "\n".join(logs)[-4000:]
+    got = np.load(out)
+    np.testing.assert_array_equal(got["resumed"], got["straight"])
+    np.testing.assert_array_equal(got["resumed_mean"], got["straight_mean"])
+    assert got["resumed_mean"].shape == (4,)
+    header = el.checkpoint.info(tmp_path / "run" / el.checkpoint.CHECKPOINT_NAME)
+    assert header["metadata"]["generation"] == 4
+
+
 def test_importing_the_library_does_not_start_jax():
     """A jax array built at import time starts the XLA backend, after which
     jax.distributed.initialize (multi-host) and host-device flags no longer work."""
