@@ -161,3 +161,23 @@ def test_info_reports_config_progress_and_checkpoint(folders, tmp_path, capsys):
     assert cli.main(["info", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is not a run folder" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda data: b"", "is empty"),
+    (lambda data: b"PK\x03\x04" + data[4:], "is not an evojax_lab checkpoint"),
+    (lambda data: data[: len(data) // 2], "is truncated"),
+])
+def test_a_damaged_checkpoint_is_a_one_line_error_and_stays(folders, tmp_path, damage, problem):
+    straight, _ = folders
+    copy = tmp_path / "damaged"
+    copy.mkdir()
+    for name in ("config.json", "checkpoint.ckpt"):
+        (copy / name).write_bytes((straight / name).read_bytes())
+    bad = damage((copy / "checkpoint.ckpt").read_bytes())
+    (copy / "checkpoint.ckpt").write_bytes(bad)
+    with pytest.raises(ValueError, match=f"checkpoint.ckpt {problem}") as err:
+        el.load_run(copy)
+    assert "\n" not in str(err.value)
+    assert (copy / "checkpoint.ckpt").read_bytes() == bad  # nothing rewritten
+    assert sorted(p.name for p in copy.iterdir()) == ["checkpoint.ckpt", "config.json"]
