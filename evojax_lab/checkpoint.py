@@ -349,26 +349,70 @@ def _history_template(header: dict) -> dict:
     return out
 
 
+def kept_name(path: Path, generation: int) -> Path:
+    """The name an earlier checkpoint of ``path`` is kept under: ``checkpoint.<generation>.ckpt``
+    (zero-padded, so they sort by generation)."""
+    return path.with_name(f"{path.stem}.{int(generation):08d}{path.suffix}")
+
+
+def kept_checkpoints(path) -> list[Path]:
+    """The earlier checkpoints kept beside ``path`` (oldest first)."""
+    path = Path(path)
+    pattern = re.compile(rf"{re.escape(path.stem)}\.(\d{{8}}){re.escape(path.suffix)}")
+    return sorted(p for p in path.parent.glob(f"{path.stem}.*{path.suffix}")
+                  if pattern.fullmatch(p.name))
+
+
 class Checkpointing:
     """A :func:`~evojax_lab.driver.run_in_blocks` callback that saves ``{"carry", "metrics"}``
     (the carry and the metrics history so far) to ``path`` after every block that ends on a
     multiple of ``every`` and after the last generation.
 
     Args:
-        path: the checkpoint file.
+        path: the checkpoint file (always the latest checkpoint: what a resume reads).
         every: the checkpoint interval in generations.
         history: the host metrics of the generations before the run's start (a resume).
         metadata: fields stored in the header (with ``generation`` and ``generations``).
+        keep: checkpoints kept in all: before ``path`` is replaced, the checkpoint it holds is
+            kept as ``checkpoint.<generation>.ckpt`` (a second name of the same file: no copy),
+            and the oldest kept ones beyond ``keep - 1`` are removed. 1 keeps only ``path``.
     """
 
     def __init__(self, path, every: int, history: Sequence[dict] = (),
-                 metadata: dict | None = None):
-        self.path, self.every = Path(path), int(every)
+                 metadata: dict | None = None, keep: int = 1):
+        self.path, self.every, self.keep = Path(path), int(every), int(keep)
+        if self.keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
         self.history, self.metadata = list(history), dict(metadata or {})
 
+    def _keep_current(self) -> None:
+        """Give the checkpoint ``path`` holds its kept name (before it is replaced)."""
+        if self.keep < 2 or not self.path.is_file() or jax.process_index() != 0:
+            return
+        try:
+            generation = int(info(self.path).get("metadata", {}).get("generation"))
+        except (CheckpointError, TypeError, ValueError):
+            return  # an unreadable checkpoint is replaced, not kept under a generation
+        target = kept_name(self.path, generation)
+        if not target.exists():
+            try:
+                os.link(self.path, target)
+            except OSError:  # a file system without hard links: copy
+                _atomic_write(target, [self.path.read_bytes()])
+
+    def _prune(self) -> None:
+        if jax.process_index() != 0:
+            return
+        kept = kept_checkpoints(self.path)
+        for old in kept[: max(0, len(kept) - (self.keep - 1))]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
     def save(self, carry, generation: int, total: int) -> None:
+        self._keep_current()
         save(self.path, {"carry": carry, "metrics": _concat(self.history)},
              metadata={**self.metadata, "generation": generation, "generations": total})
+        self._prune()
 
     def block(self, block) -> None:
         self.history.append(block.metrics)
@@ -397,7 +441,7 @@ def _resume_point(path: Path, carry, fingerprint: str, total: int):
 def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int | None = None,
                          resume: bool = True, hparams: dict | None = None,
                          loggers: Sequence[Callable] = (), progress: bool | str = False,
-                         metadata: dict | None = None):
+                         metadata: dict | None = None, keep: int = 1):
     """Run ``trainer`` to its ``generations`` in jitted blocks, checkpointing and logging.
 
     Args:
@@ -416,6 +460,8 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
         progress: show a tqdm progress bar (``tqdm.auto``: a widget in notebooks) with the
             current score; a string is used as its description.
         metadata: extra JSON-serializable fields stored in the checkpoint header.
+        keep: checkpoints kept in all (:class:`Checkpointing`): the latest in
+            ``checkpoint.ckpt``, earlier ones as ``checkpoint.<generation>.ckpt``.
 
     Returns:
         The :class:`~evojax_lab.TrainResult` of the whole run (metrics of all generations,
@@ -433,6 +479,8 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
     every = int(every)
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    if int(keep) < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
     block = min(every, 10) if block is None else int(block)
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
@@ -452,7 +500,7 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
     saver = None
     if path is not None:
         saver = Checkpointing(path, every, past,
-                              {**(metadata or {}), "kind": RUN_KIND, "key": fingerprint})
+                              {**(metadata or {}), "kind": RUN_KIND, "key": fingerprint}, keep)
         callbacks.append(saver)
     if progress:
         callbacks.append(ProgressBar(total, progress if isinstance(progress, str) else None))
@@ -490,6 +538,8 @@ __all__ = [
     "MAGIC",
     "TensorBoardLogger",
     "info",
+    "kept_checkpoints",
+    "kept_name",
     "restore",
     "run_with_checkpoints",
     "run_with_progress",

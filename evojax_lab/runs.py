@@ -236,11 +236,12 @@ class Run:
     obs_stats: Any
 
     def resume(self, generations: int | None = None, *, every: int = 50, block: int = 10,
-               loggers=(), progress: bool | str = False):
+               loggers=(), progress: bool | str = False, keep: int = 3):
         """Continue the run from its checkpoint to ``generations`` (default: the config's).
 
         The metrics files of the folder (``metrics.jsonl``, ``metrics.csv``) get the new
-        generations and the checkpoint is saved every ``every`` generations and at the end.
+        generations and the checkpoint is saved every ``every`` generations and at the end,
+        ``keep`` checkpoints kept in all (as ``evojax-lab train --keep``, default 3).
         Returns the :class:`~evojax_lab.TrainResult` of the whole run, equal to what an
         uninterrupted run of that length returns.
         """
@@ -255,7 +256,7 @@ class Run:
         return checkpoint.run_with_checkpoints(
             trainer, self.key, self.folder, every=every, block=min(block, every),
             loggers=[*files, *loggers], progress=progress,
-            metadata={k: self.config[k] for k in ("task", "strategy", "seed")})
+            metadata={k: self.config[k] for k in ("task", "strategy", "seed")}, keep=keep)
 
 
 def _jsonl_metrics(path: Path) -> dict:

@@ -106,3 +106,14 @@ def test_progress_bar_counts_generations(trainer, capsys):
 def test_bad_block_sizes_raise(trainer, options, message):
     with pytest.raises(ValueError, match=message):
         run_in_blocks(trainer, trainer.init(jax.random.PRNGKey(3)), **options)
+
+
+def test_checkpointing_keeps_the_last_ones(trainer, reference, tmp_path):
+    result = el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path,
+                                                every=2, block=1, keep=3)
+    assert_same(result, reference)
+    # saves at 2, 4, 6, 7: the latest and the two before it
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == [
+        "checkpoint.00000004.ckpt", "checkpoint.00000006.ckpt", "checkpoint.ckpt"]
+    with pytest.raises(ValueError, match="keep must be >= 1, got 0"):
+        el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, keep=0)

@@ -181,3 +181,36 @@ def test_a_damaged_checkpoint_is_a_one_line_error_and_stays(folders, tmp_path, d
     assert "\n" not in str(err.value)
     assert (copy / "checkpoint.ckpt").read_bytes() == bad  # nothing rewritten
     assert sorted(p.name for p in copy.iterdir()) == ["checkpoint.ckpt", "config.json"]
+
+
+def test_keep_leaves_the_latest_checkpoints_and_each_resumes(folders, tmp_path, capsys):
+    straight, _ = folders
+    run = tmp_path / "kept"
+    assert cli.main(["train", *COMMON, "--generations", "4", "--checkpoint-every", "1",
+                     "--log-every", "1", "--keep", "2", "--run-dir", str(run)]) == 0
+    names = sorted(p.name for p in run.glob("checkpoint*.ckpt"))
+    assert names == ["checkpoint.00000003.ckpt", "checkpoint.ckpt"]
+    generation = el.checkpoint.info(run / "checkpoint.00000003.ckpt")["metadata"]["generation"]
+    assert generation == 3 and el.load_run(run).generation == 4
+    capsys.readouterr()
+    assert cli.main(["info", str(run)]) == 0
+    assert "kept         checkpoint.00000003.ckpt" in capsys.readouterr().out
+    # a kept checkpoint is a whole one: put back as the latest, the run resumes from it and
+    # ends where the straight run ends
+    (run / "checkpoint.ckpt").write_bytes((run / "checkpoint.00000003.ckpt").read_bytes())
+    resumed = el.load_run(run)
+    assert resumed.generation == 3
+    result = resumed.resume(every=1, block=1)
+    expected = serialization.from_bytes(result.solution,
+                                        (straight / "params.msgpack").read_bytes())
+    for got, want in zip(leaves(result.solution), leaves(expected), strict=True):
+        assert np.array_equal(got, want)
+    assert sorted(p.name for p in run.glob("checkpoint*.ckpt")) == [
+        "checkpoint.00000003.ckpt", "checkpoint.ckpt"]  # resume keeps 3 by default
+
+
+def test_keep_one_keeps_only_the_latest(tmp_path):
+    run = tmp_path / "one"
+    assert cli.main(["train", *COMMON, "--generations", "3", "--checkpoint-every", "1",
+                     "--log-every", "1", "--keep", "1", "--run-dir", str(run)]) == 0
+    assert [p.name for p in run.glob("checkpoint*.ckpt")] == ["checkpoint.ckpt"]

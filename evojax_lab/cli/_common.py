@@ -27,6 +27,8 @@ _SIZED_BY_GENERATIONS = runs.SIZED_BY_GENERATIONS
 # benchmarks/progress_overhead.py measures the cost of the host updates against one jitted call.
 DEFAULT_LOG_EVERY = 10
 DEFAULT_CHECKPOINT_EVERY = 50
+# Checkpoints `train` keeps (the latest and the ones before it).
+DEFAULT_KEEP = 3
 RECORD_FIELDS = ("fitness", "behavior", "steps")
 # Final observation statistics of a --obs-norm run (next to params.msgpack).
 OBS_STATS_NAME = "obs_stats.msgpack"

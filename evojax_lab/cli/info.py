@@ -45,7 +45,8 @@ def _run_info(run: Path) -> dict:
                                  "format_version": header.get("version"),
                                  "bytes": path.stat().st_size,
                                  "generation": meta.get("generation"),
-                                 "generations": meta.get("generations")}
+                                 "generations": meta.get("generations"),
+                                 "kept": [p.name for p in checkpoint.kept_checkpoints(path)]}
     else:
         out["checkpoint"] = None
     metrics = run / "metrics.jsonl"
@@ -84,6 +85,8 @@ def cmd_info(args) -> int:
         state = "finished" if done else "resumable with `evojax-lab train --resume`"
         print(f"checkpoint   generation {ckpt['generation']} of {ckpt['generations']} "
               f"({state}); format {ckpt['format_version']}, {ckpt['bytes']:,} bytes")
+        if ckpt["kept"]:
+            print(f"kept         {', '.join(ckpt['kept'])}")
     row = info.get("last_metrics")
     if row:
         fields = ("generation", "best_fitness", "mean_fitness", "solution_fitness", "steps")

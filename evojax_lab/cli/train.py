@@ -12,6 +12,7 @@ from evojax_lab.cli._common import (
     _RUN_OPTIONS,
     _SIZED_BY_GENERATIONS,
     DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_KEEP,
     DEFAULT_LOG_EVERY,
     DEFAULTS,
     GENOME_STRATEGIES,
@@ -84,6 +85,9 @@ def add_parser(sub) -> None:
                    help="write RUN_DIR/checkpoint.ckpt (atomically) every K generations, rounded "
                    "up to a multiple of --log-every, and at the end; 0: no checkpoints "
                    f"(default: {DEFAULT_CHECKPOINT_EVERY})")
+    t.add_argument("--keep", type=_positive_int, metavar="N", default=DEFAULT_KEEP,
+                   help="checkpoints kept: the latest in checkpoint.ckpt, the N - 1 before it "
+                   f"as checkpoint.<generation>.ckpt (default: {DEFAULT_KEEP})")
     t.add_argument("--config", metavar="FILE",
                    help="train the run a config file describes (a run folder's config.json, or "
                    "one written by el.runs.RunConfig.to_json) into a new run folder; options "
@@ -257,7 +261,8 @@ def cmd_train(args) -> int:
         result = checkpoint.run_with_checkpoints(
             trainer, jax.random.PRNGKey(args.seed), checkpoint_dir, every=every, block=block,
             resume=bool(args.resume), loggers=loggers, progress=progress,
-            metadata={"task": args.task, "strategy": args.strategy, "seed": args.seed})
+            metadata={"task": args.task, "strategy": args.strategy, "seed": args.seed},
+            keep=args.keep)
     except checkpoint.CheckpointError as err:
         raise CLIError(f"{err} (resume needs the settings the checkpoint was written with)") \
             from None
