@@ -259,6 +259,33 @@ class Run:
             metadata={k: self.config[k] for k in ("task", "strategy", "seed")}, keep=keep)
 
 
+#: The final observation statistics of an ``obs_norm`` run, beside ``params.msgpack``.
+OBS_STATS_NAME = "obs_stats.msgpack"
+
+
+def load_obs_stats(path, task):
+    """The observation statistics a run saved (``obs_stats.msgpack``, flax msgpack of an
+    :class:`~evojax_lab.policies.ObsStats`), checked against ``task``'s observation shape."""
+    from flax import serialization
+
+    from evojax_lab.policies.normalization import obs_stats_init
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} not found: the run was trained with --obs-norm and its policy "
+                         "needs the observation statistics")
+    template = obs_stats_init(task.observation_shape)
+    try:
+        stats = serialization.from_bytes(template, path.read_bytes())
+        if any(np.shape(a) != np.shape(b) for a, b in zip(stats, template, strict=True)):
+            raise ValueError(f"shapes {[np.shape(a) for a in stats]} do not match the task's "
+                             f"observation shape {tuple(task.observation_shape)}")
+    except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
+        raise ValueError(f"{path} is not an observation statistics file for this task: "
+                         f"{str(err).splitlines()[0] if str(err) else repr(err)}") from None
+    return stats
+
+
 def _jsonl_metrics(path: Path) -> dict:
     if not path.is_file():
         return {}
@@ -300,9 +327,11 @@ def load_run(folder) -> Run:
         template = trainer.initial_params(jax.random.PRNGKey(0))
         solution = serialization.from_bytes(template, params_path.read_bytes())
         generation = int(metrics["generation"][-1]) if "generation" in metrics else 0
+        if config.get("obs_norm"):
+            obs_stats = load_obs_stats(folder / OBS_STATS_NAME, task)
     return Run(folder, config, task, policy, strategy, trainer, key, carry, generation,
                metrics, solution, obs_stats)
 
 
-__all__ = ["CONFIG_VERSION", "Run", "RunConfig", "build", "load_run", "read_config",
-           "strategy_settings"]
+__all__ = ["CONFIG_VERSION", "OBS_STATS_NAME", "Run", "RunConfig", "build", "load_obs_stats",
+           "load_run", "read_config", "strategy_settings"]

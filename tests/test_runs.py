@@ -214,3 +214,22 @@ def test_keep_one_keeps_only_the_latest(tmp_path):
     assert cli.main(["train", *COMMON, "--generations", "3", "--checkpoint-every", "1",
                      "--log-every", "1", "--keep", "1", "--run-dir", str(run)]) == 0
     assert [p.name for p in run.glob("checkpoint*.ckpt")] == ["checkpoint.ckpt"]
+
+
+def test_an_obs_norm_run_loads_its_statistics_with_or_without_a_checkpoint(tmp_path):
+    run = tmp_path / "norm"
+    assert cli.main(["train", *COMMON, "--generations", "2", "--obs-norm",
+                     "--run-dir", str(run)]) == 0
+    saved = serialization.from_bytes(
+        el.policies.normalization.obs_stats_init((4,)), (run / "obs_stats.msgpack").read_bytes())
+    with_checkpoint = el.load_run(run)
+    (run / "checkpoint.ckpt").unlink()
+    without = el.load_run(run)
+    for stats in (with_checkpoint.obs_stats, without.obs_stats):
+        assert int(np.asarray(stats.count)) > 0
+        for got, want in zip(leaves(stats), leaves(saved), strict=True):
+            assert np.array_equal(got, want)
+    (run / "obs_stats.msgpack").unlink()
+    with pytest.raises(ValueError, match="obs_stats.msgpack not found: the run was trained with "
+                                         "--obs-norm"):
+        el.load_run(run)

@@ -31,7 +31,7 @@ DEFAULT_CHECKPOINT_EVERY = 50
 DEFAULT_KEEP = 3
 RECORD_FIELDS = ("fitness", "behavior", "steps")
 # Final observation statistics of a --obs-norm run (next to params.msgpack).
-OBS_STATS_NAME = "obs_stats.msgpack"
+OBS_STATS_NAME = runs.OBS_STATS_NAME
 
 
 class CLIError(Exception):

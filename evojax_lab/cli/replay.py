@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from evojax_lab import runs
 from evojax_lab.cli._common import (
     OBS_STATS_NAME,
     CLIError,
@@ -91,22 +92,10 @@ def cmd_replay(args) -> int:
 
 def _load_obs_stats(el, path: Path, task):
     """The final observation statistics of a ``--obs-norm`` run (``obs_stats.msgpack``)."""
-    import numpy as np
-    from flax import serialization
-
-    if not path.is_file():
-        raise CLIError(f"{path} not found: the run was trained with --obs-norm and its policy "
-                       "needs the observation statistics")
-    template = el.policies.normalization.obs_stats_init(task.observation_shape)
     try:
-        stats = serialization.from_bytes(template, path.read_bytes())
-        if any(np.shape(a) != np.shape(b) for a, b in zip(stats, template, strict=True)):
-            raise ValueError(f"shapes {[np.shape(a) for a in stats]} do not match the task's "
-                             f"observation shape {tuple(task.observation_shape)}")
-    except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
-        raise CLIError(f"{path} is not an observation statistics file for this task: "
-                       f"{str(err).splitlines()[0] if str(err) else repr(err)}") from None
-    return stats
+        return runs.load_obs_stats(path, task)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
 
 
 def _replay_policy(el, task_name, hidden):
