@@ -99,18 +99,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_equal_one_process_with_two_devices(two_devices, tmp_path):
-    """2 processes x 1 CPU device (gloo collectives on 127.0.0.1) = 1 process x 2 devices."""
+def run_two_processes(worker: str, *args: str) -> None:
+    """``worker COORDINATOR PROCESS_ID *args`` in 2 processes of 1 CPU device each (gloo
+    collectives on 127.0.0.1); fails the test with their output if either fails."""
     coordinator = f"127.0.0.1:{_free_port()}"
-    out = tmp_path / "result.npz"
     env = dict(os.environ)
     env["XLA_FLAGS"] = ""  # the worker asks for 1 local device itself
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     procs = [
-        subprocess.Popen([sys.executable, str(HERE / "multihost_worker.py"), coordinator,
-                          str(i), str(out)], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen([sys.executable, str(HERE / worker), coordinator, str(i), *args],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for i in range(2)
     ]
     logs = []
@@ -122,6 +120,13 @@ def test_two_processes_equal_one_process_with_two_devices(two_devices, tmp_path)
                 q.kill()
             pytest.fail("multi-process run timed out")
     assert all(p.returncode == 0 for p in procs), "\n".join(logs)[-4000:]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process_with_two_devices(two_devices, tmp_path):
+    """2 processes x 1 CPU device (gloo collectives on 127.0.0.1) = 1 process x 2 devices."""
+    out = tmp_path / "result.npz"
+    run_two_processes("multihost_worker.py", str(out))
     got = np.load(out)
     result, evaluation = two_devices
     np.testing.assert_array_equal(got["solution"], _flat(result.solution))
@@ -133,26 +138,8 @@ def test_two_processes_equal_one_process_with_two_devices(two_devices, tmp_path)
 def test_two_processes_save_and_resume_bit_for_bit(tmp_path):
     """2 processes x 1 CPU device: a run saved at generation 2 and resumed to 4 (both processes
     restoring the file process 0 wrote) equals the 4 generations in one call."""
-    coordinator = f"127.0.0.1:{_free_port()}"
     out = tmp_path / "result.npz"
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = ""  # the worker asks for 1 local device itself
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
-    procs = [
-        subprocess.Popen([sys.executable, str(HERE / "multihost_checkpoint_worker.py"),
-                          coordinator, str(i), str(tmp_path / "run"), str(out)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for i in range(2)
-    ]
-    logs = []
-    for p in procs:
-        try:
-            logs.append(p.communicate(timeout=420)[0])
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("multi-process run timed out")
-    assert all(p.returncode == 0 for p in procs), "\n".join(logs)[-4000:]
+    run_two_processes("multihost_checkpoint_worker.py", str(tmp_path / "run"), str(out))
     got = np.load(out)
     np.testing.assert_array_equal(got["resumed"], got["straight"])
     np.testing.assert_array_equal(got["resumed_mean"], got["straight_mean"])
