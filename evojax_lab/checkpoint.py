@@ -379,26 +379,28 @@ class Checkpointing:
     """
 
     def __init__(self, path, every: int, history: Sequence[dict] = (),
-                 metadata: dict | None = None, keep: int = 1):
+                 metadata: dict | None = None, keep: int = 1, current: int | None = None):
         self.path, self.every, self.keep = Path(path), int(every), int(keep)
         if self.keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         self.history, self.metadata = list(history), dict(metadata or {})
+        self.current = current  # the generation of this run that `path` holds (None: none)
 
     def _keep_current(self) -> None:
-        """Give the checkpoint ``path`` holds its kept name (before it is replaced)."""
-        if self.keep < 2 or not self.path.is_file() or jax.process_index() != 0:
+        """Give the checkpoint ``path`` holds its kept name (before it is replaced); a file of
+        another run (``current`` is None) is replaced, not kept."""
+        if self.keep < 2 or self.current is None or jax.process_index() != 0:
             return
+        target = kept_name(self.path, self.current)
+        tmp = target.with_name(f".{target.name}.link.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
         try:
-            generation = int(info(self.path).get("metadata", {}).get("generation"))
-        except (CheckpointError, TypeError, ValueError):
-            return  # an unreadable checkpoint is replaced, not kept under a generation
-        target = kept_name(self.path, generation)
-        if not target.exists():
-            try:
-                os.link(self.path, target)
-            except OSError:  # a file system without hard links: copy
-                _atomic_write(target, [self.path.read_bytes()])
+            os.link(self.path, tmp)
+        except OSError:  # a file system without hard links: copy
+            _atomic_write(target, [self.path.read_bytes()])
+        else:
+            os.replace(tmp, target)  # over a stale file of that name, never beside it
 
     def _prune(self) -> None:
         if jax.process_index() != 0:
@@ -412,6 +414,7 @@ class Checkpointing:
         self._keep_current()
         save(self.path, {"carry": carry, "metrics": _concat(self.history)},
              metadata={**self.metadata, "generation": generation, "generations": total})
+        self.current = generation
         self._prune()
 
     def block(self, block) -> None:
@@ -420,8 +423,12 @@ class Checkpointing:
             self.save(block.carry, block.end, block.total)
 
 
-def _resume_point(path: Path, carry, fingerprint: str, total: int):
-    """``(carry, past_metrics_blocks, generation)`` restored from a run checkpoint."""
+def resume_point(path, carry, key, total: int):
+    """``(carry, past_metrics_blocks, generation)`` restored from the run checkpoint ``path``
+    of a run with ``key``; ``carry`` is the template (``trainer.init(key)``), ``total`` the
+    trainer's generations. Raises :class:`CheckpointError` for a checkpoint of another kind,
+    key or structure, or one beyond ``total``."""
+    path, fingerprint = Path(path), _key_fingerprint(key)
     header = info(path)
     meta = header.get("metadata", {})
     if meta.get("kind") != RUN_KIND:
@@ -493,14 +500,16 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 stale.unlink()
-    past, start = [], 0
+    past, start, resumed = [], 0, False
     if path is not None and resume and path.exists():
-        carry, past, start = _resume_point(path, carry, fingerprint, total)
+        carry, past, start = resume_point(path, carry, key, total)
+        resumed = True
     callbacks = [logging(logger) for logger in loggers]
     saver = None
     if path is not None:
         saver = Checkpointing(path, every, past,
-                              {**(metadata or {}), "kind": RUN_KIND, "key": fingerprint}, keep)
+                              {**(metadata or {}), "kind": RUN_KIND, "key": fingerprint}, keep,
+                              current=start if resumed else None)
         callbacks.append(saver)
     if progress:
         callbacks.append(ProgressBar(total, progress if isinstance(progress, str) else None))
@@ -541,6 +550,7 @@ __all__ = [
     "kept_checkpoints",
     "kept_name",
     "restore",
+    "resume_point",
     "run_with_checkpoints",
     "run_with_progress",
     "save",

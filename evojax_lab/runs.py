@@ -239,8 +239,9 @@ class Run:
                loggers=(), progress: bool | str = False, keep: int = 3):
         """Continue the run from its checkpoint to ``generations`` (default: the config's).
 
-        The metrics files of the folder (``metrics.jsonl``, ``metrics.csv``) get the new
-        generations and the checkpoint is saved every ``every`` generations and at the end,
+        The folder's ``config.json`` gets the new length, its metrics files (``metrics.jsonl``,
+        ``metrics.csv``) the new generations, and the checkpoint is saved every ``every``
+        generations and at the end,
         ``keep`` checkpoints kept in all (as ``evojax-lab train --keep``, default 3).
         Returns the :class:`~evojax_lab.TrainResult` of the whole run, equal to what an
         uninterrupted run of that length returns.
@@ -251,6 +252,10 @@ class Run:
         trainer = self.trainer
         if generations is not None and int(generations) != trainer.generations:
             trainer = build(self.config, generations=generations)[3]
+            # the folder's config says how long the run is (as `train --resume` writes it), so
+            # a later load_run sizes its trainer for the checkpoints this resume writes
+            config = {**self.config, "generations": trainer.generations}
+            (self.folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         files = [checkpoint.JsonlLogger(self.folder / "metrics.jsonl"),
                  checkpoint.CsvLogger(self.folder / "metrics.csv")]
         return checkpoint.run_with_checkpoints(
@@ -310,12 +315,9 @@ def load_run(folder) -> Run:
     carry, generation, metrics, obs_stats = None, 0, {}, None
     path = folder / checkpoint.CHECKPOINT_NAME
     if path.is_file():
-        header = checkpoint.info(path)
-        like = {"carry": trainer.init(key), "metrics": checkpoint._history_template(header)}
-        restored = checkpoint.restore(path, like)
-        carry = restored["carry"]
-        generation = int(header.get("metadata", {}).get("generation", 0))
-        metrics = {k: np.asarray(v) for k, v in restored["metrics"].items()}
+        carry, past, generation = checkpoint.resume_point(path, trainer.init(key), key,
+                                                          trainer.generations)
+        metrics = {k: np.asarray(v) for k, v in past[0].items()} if past else {}
         solution = strategy.solution(carry.state)
         obs_stats = carry.obs_stats
     else:

@@ -117,3 +117,15 @@ def test_checkpointing_keeps_the_last_ones(trainer, reference, tmp_path):
         "checkpoint.00000004.ckpt", "checkpoint.00000006.ckpt", "checkpoint.ckpt"]
     with pytest.raises(ValueError, match="keep must be >= 1, got 0"):
         el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, keep=0)
+
+
+def test_a_kept_name_of_another_run_is_replaced_not_kept(trainer, tmp_path):
+    (tmp_path / "checkpoint.ckpt").write_bytes(b"another run's checkpoint")
+    (tmp_path / "checkpoint.00000002.ckpt").write_bytes(b"another run's older checkpoint")
+    el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, every=2,
+                                       block=1, keep=3, resume=False)
+    names = sorted(p.name for p in tmp_path.glob("*.ckpt"))
+    assert names == ["checkpoint.00000004.ckpt", "checkpoint.00000006.ckpt", "checkpoint.ckpt"]
+    for name, generation in zip(names, (4, 6, 7), strict=True):
+        assert el.checkpoint.info(tmp_path / name)["metadata"]["generation"] == generation
+    assert not list(tmp_path.glob(".*"))  # no temporary names left

@@ -45,6 +45,7 @@ def test_a_loaded_run_continues_to_the_uninterrupted_parameters(folders):
     # the folder's files continue too: the same four rows as the straight run's
     assert rows(part / "metrics.jsonl") == rows(straight / "metrics.jsonl")
     assert el.load_run(part).generation == 4
+    assert el.runs.read_config(part)["generations"] == 4  # the folder says how long it is now
 
 
 def test_load_run_gives_back_what_the_run_wrote(folders):
@@ -233,3 +234,14 @@ def test_an_obs_norm_run_loads_its_statistics_with_or_without_a_checkpoint(tmp_p
     with pytest.raises(ValueError, match="obs_stats.msgpack not found: the run was trained with "
                                          "--obs-norm"):
         el.load_run(run)
+
+
+def test_a_checkpoint_of_another_seed_is_refused(folders, tmp_path):
+    straight, _ = folders
+    copy = tmp_path / "other_seed"
+    copy.mkdir()
+    config = json.loads((straight / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "seed": config["seed"] + 1}))
+    (copy / "checkpoint.ckpt").write_bytes((straight / "checkpoint.ckpt").read_bytes())
+    with pytest.raises(el.checkpoint.CheckpointError, match="written by a run with another key"):
+        el.load_run(copy)
