@@ -6,10 +6,11 @@ timed two ways in one process, alternately, after a warm-up call of each (so no 
 timed):
 
 * ``one call``: ``trainer(key)``, all G generations in one jitted ``lax.scan``;
-* ``blocks``: ``el.checkpoint.run_with_checkpoints(trainer, key, dir, every=50, block=B, ...)``,
+* ``blocks``: ``el.storage.run_with_checkpoints(trainer, key, dir, every=50, block=B, ...)``,
   what ``evojax-lab train --log-every B`` does: G / B jitted calls, and after each one the host
   fetches the block's metrics, writes metrics.jsonl and metrics.csv, updates a tqdm progress bar
-  with the current score and, every 50 generations, writes an atomic checkpoint.
+  with the current score and, every 50 generations, commits a checkpoint step (orbax arrays,
+  shard digests, manifest, metrics segment) into a new run folder.
 
 The overhead is ``blocks / one call - 1`` (median over the paired runs); the requirement is
 <= 5% at the CLI's default block size. The policy starts untrained (short episodes), so the
@@ -37,7 +38,8 @@ def worker(cfg: dict) -> None:
     import jax
 
     import evojax_lab as el
-    from evojax_lab import checkpoint
+    from evojax_lab import loggers as logs
+    from evojax_lab import storage
 
     task = el.tasks.make("CartPole-v1")
     policy = el.policies.for_task(task, hidden=(32, 32))
@@ -45,15 +47,18 @@ def worker(cfg: dict) -> None:
     trainer = el.make_train(task, policy, strategy, generations=cfg["generations"],
                             eval_episodes=cfg["eval_episodes"])
     key = jax.random.PRNGKey(0)
-    folder = Path(tempfile.mkdtemp(prefix="progress-overhead-"))
+    base = Path(tempfile.mkdtemp(prefix="progress-overhead-"))
+    folders = []
 
     def one_call():
         return jax.block_until_ready(trainer(key))
 
-    def blocks():
-        loggers = [checkpoint.JsonlLogger(folder / "metrics.jsonl"),
-                   checkpoint.CsvLogger(folder / "metrics.csv")]
-        result = checkpoint.run_with_checkpoints(
+    def blocks():  # a new run folder each time, as a new CLI run
+        folder = Path(tempfile.mkdtemp(dir=base))
+        folders.append(folder)
+        loggers = [logs.JsonlLogger(folder / "metrics.jsonl"),
+                   logs.CsvLogger(folder / "metrics.csv")]
+        result = storage.run_with_checkpoints(
             trainer, key, folder, every=cfg["every"], block=cfg["block"], resume=False,
             loggers=loggers, progress="bench")
         return jax.block_until_ready(result)
@@ -82,7 +87,8 @@ def worker(cfg: dict) -> None:
               "ratios": ratios, "cpu_ratio": C.median(cpu_ratios),
               "one_cpu_s": C.median(cpu["one"]), "blocks_cpu_s": C.median(cpu["blocks"]),
               "devices": jax.device_count(), "env_steps": steps,
-              "checkpoint_bytes": (folder / checkpoint.CHECKPOINT_NAME).stat().st_size})
+              "checkpoint_bytes": sum(p.stat().st_size for p in
+                                      storage.root(folders[-1]).rglob("*") if p.is_file())})
 
 
 def main() -> None:

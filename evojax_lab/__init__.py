@@ -11,6 +11,7 @@ from evojax_lab import (
     parallel,
     policies,
     runs,
+    storage,
     strategies,
     tasks,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "rollout",
     "runs",
     "shaping",
+    "storage",
     "strategies",
     "tasks",
     "tree",

@@ -1,4 +1,4 @@
-"""Checkpoints of whole runs and resumable runs (driven by :mod:`evojax_lab.driver`).
+"""The checkpoint file format: one pytree of arrays in one verified file.
 
 **The file format** (no pickle: nothing in a checkpoint is ever executed)::
 
@@ -21,28 +21,13 @@ corruption, a checkpoint of another strategy or size); dtypes are exact, typed P
 (``jax.random.key``) round-trip, and each restored leaf gets the sharding of the template's leaf,
 so a resumed sharded run is the uninterrupted run bit for bit.
 
-**Resumable runs**: :func:`run_with_checkpoints` drives a :class:`~evojax_lab.Trainer` in jitted
-blocks, saving ``{"carry", "metrics"}`` (the carry and the metrics history so far) to
-``<directory>/checkpoint.ckpt`` every ``every`` generations and at the end; called again with
-the same trainer and key it resumes from the checkpoint. Because generation ``g`` uses
-``fold_in(run_key, g)``, the resumed run equals the uninterrupted one bit for bit::
-
-    trainer = el.make_train(task, policy, strategy, generations=1000)
-    result = el.checkpoint.run_with_checkpoints(
-        trainer, key, "runs/my_run", every=50,
-        loggers=[el.checkpoint.JsonlLogger("runs/my_run/metrics.jsonl")], progress=True)
-
-:func:`run_with_progress` is the same driver without checkpoints (a tqdm progress bar that works
-in terminals and notebooks, and loggers).
-
-**Logger hook**: a logger is any callable ``logger(generation, metrics)``, called on the host
-once per finished generation (``generation`` counts from 1; ``metrics`` maps names to Python
-floats/ints, or NumPy arrays for per-member records such as ``population_behavior``). It may
-also have ``start(generation)`` (called once before the first row with the generation the run
-starts from: 0, or the checkpoint's generation on resume, so file loggers can drop rows written
-after the last checkpoint) and ``close()``. The loggers provided live in
-:mod:`evojax_lab.loggers` (JSON lines, CSV, TensorBoard, Weights & Biases); their names are also
-importable from here.
+**Run checkpoints** (a run folder's steps, saved and resumed by
+:func:`~evojax_lab.storage.run_with_checkpoints`) live in :mod:`evojax_lab.storage`, on
+orbax-checkpoint; this format stores their metrics segments. ``run_with_checkpoints``,
+``run_with_progress`` and ``Checkpointing`` are also importable from here, and
+:func:`resume_point` reads the single-file run checkpoint (``checkpoint.ckpt``) of
+evojax_lab 0.1. The loggers live in :mod:`evojax_lab.loggers` (their names are also importable
+from here).
 """
 
 from __future__ import annotations
@@ -55,7 +40,7 @@ import re
 import struct
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -349,80 +334,6 @@ def _history_template(header: dict) -> dict:
     return out
 
 
-def kept_name(path: Path, generation: int) -> Path:
-    """The name an earlier checkpoint of ``path`` is kept under: ``checkpoint.<generation>.ckpt``
-    (zero-padded, so they sort by generation)."""
-    return path.with_name(f"{path.stem}.{int(generation):08d}{path.suffix}")
-
-
-def kept_checkpoints(path) -> list[Path]:
-    """The earlier checkpoints kept beside ``path`` (oldest first)."""
-    path = Path(path)
-    pattern = re.compile(rf"{re.escape(path.stem)}\.(\d{{8}}){re.escape(path.suffix)}")
-    return sorted(p for p in path.parent.glob(f"{path.stem}.*{path.suffix}")
-                  if pattern.fullmatch(p.name))
-
-
-class Checkpointing:
-    """A :func:`~evojax_lab.driver.run_in_blocks` callback that saves ``{"carry", "metrics"}``
-    (the carry and the metrics history so far) to ``path`` after every block that ends on a
-    multiple of ``every`` and after the last generation.
-
-    Args:
-        path: the checkpoint file (always the latest checkpoint: what a resume reads).
-        every: the checkpoint interval in generations.
-        history: the host metrics of the generations before the run's start (a resume).
-        metadata: fields stored in the header (with ``generation`` and ``generations``).
-        keep: checkpoints kept in all: before ``path`` is replaced, the checkpoint it holds is
-            kept as ``checkpoint.<generation>.ckpt`` (a second name of the same file: no copy),
-            and the oldest kept ones beyond ``keep - 1`` are removed. 1 keeps only ``path``.
-    """
-
-    def __init__(self, path, every: int, history: Sequence[dict] = (),
-                 metadata: dict | None = None, keep: int = 1, current: int | None = None):
-        self.path, self.every, self.keep = Path(path), int(every), int(keep)
-        if self.keep < 1:
-            raise ValueError(f"keep must be >= 1, got {keep}")
-        self.history, self.metadata = list(history), dict(metadata or {})
-        self.current = current  # the generation of this run that `path` holds (None: none)
-
-    def _keep_current(self) -> None:
-        """Give the checkpoint ``path`` holds its kept name (before it is replaced); a file of
-        another run (``current`` is None) is replaced, not kept."""
-        if self.keep < 2 or self.current is None or jax.process_index() != 0:
-            return
-        target = kept_name(self.path, self.current)
-        tmp = target.with_name(f".{target.name}.link.tmp")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        try:
-            os.link(self.path, tmp)
-        except OSError:  # a file system without hard links: copy
-            _atomic_write(target, [self.path.read_bytes()])
-        else:
-            os.replace(tmp, target)  # over a stale file of that name, never beside it
-
-    def _prune(self) -> None:
-        if jax.process_index() != 0:
-            return
-        kept = kept_checkpoints(self.path)
-        for old in kept[: max(0, len(kept) - (self.keep - 1))]:
-            with contextlib.suppress(OSError):
-                old.unlink()
-
-    def save(self, carry, generation: int, total: int) -> None:
-        self._keep_current()
-        save(self.path, {"carry": carry, "metrics": _concat(self.history)},
-             metadata={**self.metadata, "generation": generation, "generations": total})
-        self.current = generation
-        self._prune()
-
-    def block(self, block) -> None:
-        self.history.append(block.metrics)
-        if block.end % self.every == 0 or block.end == block.total:
-            self.save(block.carry, block.end, block.total)
-
-
 def resume_point(path, carry, key, total: int):
     """``(carry, past_metrics_blocks, generation)`` restored from the run checkpoint ``path``
     of a run with ``key``; ``carry`` is the template (``trainer.init(key)``), ``total`` the
@@ -445,113 +356,29 @@ def resume_point(path, carry, key, total: int):
     return restored["carry"], ([restored["metrics"]] if start else []), start
 
 
-def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int | None = None,
-                         resume: bool = True, hparams: dict | None = None,
-                         loggers: Sequence[Callable] = (), progress: bool | str = False,
-                         metadata: dict | None = None, keep: int = 1):
-    """Run ``trainer`` to its ``generations`` in jitted blocks, checkpointing and logging.
-
-    Args:
-        trainer: a :class:`~evojax_lab.Trainer` (from :func:`~evojax_lab.make_train`).
-        key: the run's key (as for ``trainer(key)``).
-        directory: folder of the checkpoint ``checkpoint.ckpt`` (``None``: no checkpoints).
-        every: save a checkpoint every ``every`` generations (block boundaries are aligned to
-            multiples of it) and after the last generation.
-        block: generations per jitted call between host updates (progress, loggers); default
-            ``min(every, 10)``. Each distinct block length compiles once.
-        resume: continue from ``directory``'s checkpoint if there is one (it must come from the
-            same key and a trainer with the same state structure, else
-            :class:`CheckpointError`); ``False`` starts afresh and overwrites it.
-        hparams: numeric overrides for ``strategy.init`` (as for ``trainer(key, hparams)``).
-        loggers: callables ``logger(generation, metrics)`` (see :mod:`evojax_lab.loggers`).
-        progress: show a tqdm progress bar (``tqdm.auto``: a widget in notebooks) with the
-            current score; a string is used as its description.
-        metadata: extra JSON-serializable fields stored in the checkpoint header.
-        keep: checkpoints kept in all (:class:`Checkpointing`): the latest in
-            ``checkpoint.ckpt``, earlier ones as ``checkpoint.<generation>.ckpt``.
-
-    Returns:
-        The :class:`~evojax_lab.TrainResult` of the whole run (metrics of all generations,
-        including those before a resume); bit for bit what ``trainer(key, hparams)`` returns.
-
-    This is :func:`~evojax_lab.driver.run_in_blocks` with three kinds of callback, in this
-    order: the loggers, :class:`Checkpointing`, the progress bar. Loggers run before the
-    checkpoint of the same block is written, so after a crash the files never miss a generation
-    the checkpoint holds (rows beyond it are dropped on resume). Multi-process runs: every
-    process calls this with the same arguments and must be able to read ``directory`` to
-    resume; only process 0 writes the checkpoint (give loggers to process 0 only).
-    """
-    from evojax_lab.driver import ProgressBar, logging, run_in_blocks
-
-    every = int(every)
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
-    if int(keep) < 1:
-        raise ValueError(f"keep must be >= 1, got {keep}")
-    block = min(every, 10) if block is None else int(block)
-    if block < 1:
-        raise ValueError(f"block must be >= 1, got {block}")
-    total = trainer.generations
-    carry = trainer.init(key, hparams)
-    path = None if directory is None else Path(directory) / CHECKPOINT_NAME
-    fingerprint = _key_fingerprint(key)
-    if path is not None and jax.process_index() == 0:
-        # Temporary files of a writer killed mid-save (SIGKILL, power loss) are never used.
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-    past, start, resumed = [], 0, False
-    if path is not None and resume and path.exists():
-        carry, past, start = resume_point(path, carry, key, total)
-        resumed = True
-    callbacks = [logging(logger) for logger in loggers]
-    saver = None
-    if path is not None:
-        saver = Checkpointing(path, every, past,
-                              {**(metadata or {}), "kind": RUN_KIND, "key": fingerprint}, keep,
-                              current=start if resumed else None)
-        callbacks.append(saver)
-    if progress:
-        callbacks.append(ProgressBar(total, progress if isinstance(progress, str) else None))
-    carry, blocks = run_in_blocks(trainer, carry, start=start, block=block, align=every,
-                                  callbacks=callbacks)
-    if saver is not None and not blocks and not path.exists():
-        saver.save(carry, start, total)  # nothing to run (a finished run resumed)
-    history = past + blocks
-    if not history:
-        raise ValueError("the run has no generations")
-    return trainer.result(carry, history)
+#: Names that moved to :mod:`evojax_lab.storage` (run checkpoints on orbax-checkpoint), still
+#: importable from here.
+_MOVED = ("Checkpointing", "run_with_checkpoints", "run_with_progress")
 
 
-def run_with_progress(trainer, key, *, block: int = 10, hparams: dict | None = None,
-                      loggers: Sequence[Callable] = (), progress: bool | str = True):
-    """Run ``trainer`` in jitted blocks of ``block`` generations with a progress bar showing
-    the current score (``tqdm.auto``: also in notebooks) and ``loggers`` called per
-    generation; no checkpoints. Returns the same :class:`~evojax_lab.TrainResult` as
-    ``trainer(key, hparams)``."""
-    return run_with_checkpoints(trainer, key, None, every=max(int(block), 1), block=block,
-                                hparams=hparams, loggers=loggers, progress=progress)
+def __getattr__(name):
+    if name in _MOVED:
+        from evojax_lab import storage
 
-
-def _concat(blocks: list[dict]) -> dict:
-    return {k: np.concatenate([np.asarray(b[k]) for b in blocks]) for k in blocks[0]}
+        return getattr(storage, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "CHECKPOINT_NAME",
     "CheckpointError",
-    "Checkpointing",
     "CsvLogger",
     "FORMAT_VERSION",
     "JsonlLogger",
     "MAGIC",
     "TensorBoardLogger",
     "info",
-    "kept_checkpoints",
-    "kept_name",
     "restore",
     "resume_point",
-    "run_with_checkpoints",
-    "run_with_progress",
     "save",
 ]

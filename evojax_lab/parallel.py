@@ -96,7 +96,7 @@ def to_host(tree):
     spans = [i for i, x in enumerate(leaves)
              if isinstance(x, jax.Array) and not x.is_fully_addressable]
     gathered = multihost_utils.process_allgather([leaves[i] for i in spans], tiled=True)
-    out = [np.asarray(jax.device_get(x)) for x in leaves]
-    for i, x in zip(spans, gathered, strict=True):
-        out[i] = np.asarray(x)
+    gathered = dict(zip(spans, gathered, strict=True))
+    out = [np.asarray(gathered[i] if i in gathered else jax.device_get(x))
+           for i, x in enumerate(leaves)]
     return jax.tree.unflatten(treedef, out)

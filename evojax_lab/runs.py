@@ -25,7 +25,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from evojax_lab import checkpoint
+from evojax_lab import storage
+from evojax_lab.loggers import CsvLogger, JsonlLogger
 from evojax_lab.strategies import registry
 
 #: Strategies whose settings use ``chunk_size`` (the ES family) and whose state is sized by
@@ -247,8 +248,8 @@ class Run:
         uninterrupted run of that length returns.
         """
         if self.carry is None:
-            raise ValueError(f"{self.folder / checkpoint.CHECKPOINT_NAME} not found: nothing "
-                             "to resume (was the run trained with --checkpoint-every 0?)")
+            raise ValueError(f"{storage.root(self.folder)} holds no checkpoint: nothing to "
+                             "resume (was the run trained with --checkpoint-every 0?)")
         trainer = self.trainer
         if generations is not None and int(generations) != trainer.generations:
             trainer = build(self.config, generations=generations)[3]
@@ -256,9 +257,9 @@ class Run:
             # a later load_run sizes its trainer for the checkpoints this resume writes
             config = {**self.config, "generations": trainer.generations}
             (self.folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        files = [checkpoint.JsonlLogger(self.folder / "metrics.jsonl"),
-                 checkpoint.CsvLogger(self.folder / "metrics.csv")]
-        return checkpoint.run_with_checkpoints(
+        files = [JsonlLogger(self.folder / "metrics.jsonl"),
+                 CsvLogger(self.folder / "metrics.csv")]
+        return storage.run_with_checkpoints(
             trainer, self.key, self.folder, every=every, block=min(block, every),
             loggers=[*files, *loggers], progress=progress,
             metadata={k: self.config[k] for k in ("task", "strategy", "seed")}, keep=keep)
@@ -313,18 +314,18 @@ def load_run(folder) -> Run:
     task, policy, strategy, trainer = build(config)
     key = jax.random.PRNGKey(int(config["seed"]))
     carry, generation, metrics, obs_stats = None, 0, {}, None
-    path = folder / checkpoint.CHECKPOINT_NAME
-    if path.is_file():
-        carry, past, generation = checkpoint.resume_point(path, trainer.init(key), key,
-                                                          trainer.generations)
-        metrics = {k: np.asarray(v) for k, v in past[0].items()} if past else {}
+    found = storage.restore(folder, trainer.init(key), key, trainer.generations)
+    if found is not None:
+        carry, past, generation = found
+        metrics = {k: np.concatenate([np.asarray(b[k]) for b in past]) for k in past[0]} \
+            if past else {}
         solution = strategy.solution(carry.state)
         obs_stats = carry.obs_stats
     else:
         metrics = _jsonl_metrics(folder / "metrics.jsonl")
         params_path = folder / "params.msgpack"
         if not params_path.is_file():
-            raise ValueError(f"{folder} holds neither {checkpoint.CHECKPOINT_NAME} nor "
+            raise ValueError(f"{folder} holds neither a checkpoint ({storage.CHECKPOINTS}/) nor "
                              "params.msgpack: nothing to load")
         template = trainer.initial_params(jax.random.PRNGKey(0))
         solution = serialization.from_bytes(template, params_path.read_bytes())

@@ -37,8 +37,28 @@ straight = trainer(4)(key)
 # run's metrics history is assembled on the host of each process)
 gathered = [el.parallel.to_host(r.solution) for r in (resumed, straight)]
 means = [el.parallel.to_host(r.metrics["mean_fitness"]) for r in (resumed, straight)]
+
+# A tree sharded over the two processes' devices, saved and restored directly: each process
+# writes (and checks) the shard it holds.
+mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("pop",))
+values = np.arange(12, dtype=np.float32).reshape(4, 3)
+tree = {"x": jax.make_array_from_callback(
+            values.shape, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pop")),
+            lambda index: values[index]),
+        "y": jax.make_array_from_callback(
+            (2,), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
+            lambda index: np.array([7, 8], np.int32)[index])}
+el.storage.save_step(folder + "-sharded", 1, tree, key=key, total=1, first=0,
+                     metrics={"m": np.zeros(1)})
+back, _, _ = el.storage.restore(folder + "-sharded", tree, key, 1)
+same = all(np.array_equal(a, b) for a, b in
+           zip(el.parallel.to_host(jax.tree.leaves(back)),
+               el.parallel.to_host(jax.tree.leaves(tree)), strict=True))
+writers = [s["process"] for s in el.storage.manifest(folder + "-sharded")["shards"]
+           if s["leaf"] == 0]
 if process_id == 0:
     flat = [np.asarray(jax.flatten_util.ravel_pytree(g)[0]) for g in gathered]
     np.savez(out, resumed=flat[0], straight=flat[1], resumed_mean=np.asarray(means[0]),
-             straight_mean=np.asarray(means[1]))
+             straight_mean=np.asarray(means[1]), sharded_equal=same,
+             sharded_writers=np.asarray(writers))
 jax.distributed.shutdown()

@@ -14,6 +14,7 @@ import pytest
 
 import evojax_lab as el
 from evojax_lab import checkpoint as ckpt
+from evojax_lab import storage
 from evojax_lab.core.compiles import count_compilations
 
 GENS = 4
@@ -96,10 +97,10 @@ def test_interrupt_and_resume_equals_the_uninterrupted_run(runs, name, tmp_path)
     with pytest.raises(Killed):
         ckpt.run_with_checkpoints(trainer, key, tmp_path, every=2, block=1,
                                   loggers=[ckpt.JsonlLogger(log), killer(3)])
-    header = ckpt.info(tmp_path / ckpt.CHECKPOINT_NAME)
-    assert header["metadata"]["generation"] == 2
+    record = storage.manifest(tmp_path)
+    assert record["generation"] == 2 and storage.steps(tmp_path) == [2]
     if OBS_NORM and name == "openai_es":
-        assert any(".obs_stats" in leaf["path"] for leaf in header["leaves"])
+        assert any(".obs_stats" in leaf["path"] for leaf in record["leaves"])
     with count_compilations() as seen:
         result = ckpt.run_with_checkpoints(trainer, key, tmp_path, every=2, block=1,
                                            loggers=[ckpt.JsonlLogger(log)])
@@ -290,12 +291,12 @@ def test_crash_during_write_keeps_the_previous_checkpoint(good, monkeypatch):
 def test_resume_with_another_key_or_a_plain_checkpoint_is_refused(runs, tmp_path):
     trainer, _ = runs["openai_es"]
     key = KEYS["openai_es"]()
-    stale = tmp_path / f".{ckpt.CHECKPOINT_NAME}.abc123.tmp"  # left by a writer killed mid-save
-    stale.write_bytes(b"partial")
+    stale = storage.step_dir(tmp_path, 7) / "state"  # left by a save killed before its manifest
+    stale.mkdir(parents=True)
     with pytest.raises(Killed):
         ckpt.run_with_checkpoints(trainer, key, tmp_path, every=1, block=1,
                                   loggers=[killer(2)])
-    assert not stale.exists()
+    assert not stale.parent.exists() and storage.steps(tmp_path) == [1]
     with pytest.raises(ckpt.CheckpointError, match="another key"):
         ckpt.run_with_checkpoints(trainer, jax.random.PRNGKey(99), tmp_path, every=1, block=1)
     plain = tmp_path / "plain"
@@ -324,7 +325,7 @@ def test_csv_logger_and_progress_without_checkpoints(runs, tmp_path, capsys):
                                   np.asarray(reference.metrics["mean_fitness"]))
     err = capsys.readouterr().err
     assert "test run" in err and "score=" in err and "4/4" in err
-    assert not list(tmp_path.glob("*.ckpt"))
+    assert not list(tmp_path.glob("*.ckpt")) and not storage.root(tmp_path).exists()
 
 
 def test_csv_logger_drops_rows_after_the_checkpoint_on_resume(tmp_path):
@@ -340,3 +341,62 @@ def test_csv_logger_drops_rows_after_the_checkpoint_on_resume(tmp_path):
     log.close()
     assert path.read_text().splitlines() == ["generation,best_fitness,x", "1,1.5,", "2,3.0,",
                                             "3,9.0,"]
+
+
+def test_a_run_checkpointed_by_evojax_lab_0_1_resumes(runs, tmp_path):
+    """The single-file run checkpoint of 0.1 (checkpoint.ckpt: the carry and the metrics so far,
+    kind/key/generation in the header) resumes to the uninterrupted run; the steps written after
+    it hold the whole metrics history; the old file is left as it was."""
+    trainer, reference = runs["openai_es"]
+    key = KEYS["openai_es"]()
+    carry2, history = trainer.run(trainer.init(key), 2)  # the carry after generation 2
+    history = jax.device_get(history)
+    legacy = ckpt.save(tmp_path / "checkpoint.ckpt", {"carry": carry2, "metrics": history},
+                       metadata={"kind": ckpt.RUN_KIND, "key": ckpt._key_fingerprint(key),
+                                 "generation": 2, "generations": GENS})
+    before = legacy.read_bytes()
+    result = ckpt.run_with_checkpoints(trainer, key, tmp_path, every=2, block=1)
+    leaves_equal(result.state, reference.state)
+    leaves_equal(result.metrics, reference.metrics)
+    assert storage.steps(tmp_path) == [4] and legacy.read_bytes() == before
+    assert [(s["first"], s["end"]) for s in storage.manifest(tmp_path)["metrics"]] == [(0, 4)]
+    again = ckpt.run_with_checkpoints(trainer, key, tmp_path, every=2, block=1)
+    leaves_equal(again.metrics, reference.metrics)
+
+
+def test_a_save_killed_before_its_manifest_leaves_the_previous_step(runs, tmp_path,
+                                                                     monkeypatch):
+    """The manifest commits a step: a save that dies after orbax wrote the arrays (here while
+    hashing them) leaves the previous step the newest; the resumed run ends as the
+    uninterrupted one and removes the remains. Metrics segments are appended, never
+    rewritten."""
+    trainer, reference = runs["openai_es"]
+    key = KEYS["openai_es"]()
+    real = storage._shard_digests
+    calls = []
+
+    def dies_at_the_third(leaves):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("killed (simulated)")
+        return real(leaves)
+
+    monkeypatch.setattr(storage, "_shard_digests", dies_at_the_third)
+    with pytest.raises(OSError, match="simulated"):
+        ckpt.run_with_checkpoints(trainer, key, tmp_path, every=1, block=1, keep=4)
+    monkeypatch.undo()
+    assert storage.steps(tmp_path) == [1, 2]
+    assert (storage.step_dir(tmp_path, 3) / "state").is_dir()  # written, not committed
+    segments = storage.root(tmp_path) / "metrics"
+    first = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+             for p in segments.iterdir()}
+    assert sorted(first) == ["00000000-00000001.ckpt", "00000001-00000002.ckpt",
+                             "00000002-00000003.ckpt"]
+    result = ckpt.run_with_checkpoints(trainer, key, tmp_path, every=1, block=1, keep=4)
+    leaves_equal(result.state, reference.state)
+    leaves_equal(result.metrics, reference.metrics)
+    assert storage.steps(tmp_path) == [1, 2, 3, 4]
+    for name in ("00000000-00000001.ckpt", "00000001-00000002.ckpt"):  # untouched
+        p = segments / name
+        assert (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) == first[name]
+    assert not list(storage.step_dir(tmp_path, 3).glob("shards.*"))

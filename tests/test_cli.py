@@ -237,15 +237,15 @@ def _rows(path):
 
 
 def test_run_folder_has_csv_and_a_checkpoint(run_dir):
-    from evojax_lab import checkpoint
+    from evojax_lab import storage
 
     with open(run_dir / "metrics.csv") as f:
         rows = list(__import__("csv").DictReader(f))
     jsonl = _rows(run_dir / "metrics.jsonl")
     assert [int(r["generation"]) for r in rows] == [1, 2, 3, 4]
     assert [float(r["best_fitness"]) for r in rows] == [r["best_fitness"] for r in jsonl]
-    meta = checkpoint.info(run_dir / "checkpoint.ckpt")["metadata"]
-    assert meta["generation"] == 4 and meta["task"] == "CartPole-v1"
+    record = storage.manifest(run_dir)
+    assert record["generation"] == 4 and record["metadata"]["task"] == "CartPole-v1"
 
 
 def test_resume_equals_the_straight_run(run_dir, tmp_path, capsys):
@@ -288,14 +288,18 @@ def test_resume_refuses_run_defining_options(run_dir, extra, expected, capsys):
 def test_resume_from_a_damaged_checkpoint_is_a_one_line_error(run_dir, tmp_path, capsys):
     import shutil
 
+    from evojax_lab import storage
+
     copy = tmp_path / "damaged"
     shutil.copytree(run_dir, copy)
-    data = (copy / "checkpoint.ckpt").read_bytes()
-    (copy / "checkpoint.ckpt").write_bytes(data[: len(data) // 2])
+    manifest = storage.step_dir(copy, 4) / "manifest.json"
+    data = manifest.read_bytes()
+    manifest.write_bytes(data[: len(data) // 2])
     assert cli.main(["train", "--resume", str(copy), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert "truncated" in err and len(err.splitlines()) == 1 and "Traceback" not in err
-    (copy / "checkpoint.ckpt").unlink()
+    assert manifest.read_bytes() == data[: len(data) // 2]
+    shutil.rmtree(storage.root(copy))
     assert cli.main(["train", "--resume", str(copy), "--no-progress"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
 
@@ -373,16 +377,16 @@ def test_obs_norm_run_saves_its_stats_and_replays_with_them(tmp_path, monkeypatc
     import jax
 
     import evojax_lab as el
-    from evojax_lab import checkpoint
+    from evojax_lab import storage
 
     results = []
-    real_run = checkpoint.run_with_checkpoints
+    real_run = storage.run_with_checkpoints
 
     def keep_result(*args, **kw):
         results.append(real_run(*args, **kw))
         return results[-1]
 
-    monkeypatch.setattr(checkpoint, "run_with_checkpoints", keep_result)
+    monkeypatch.setattr(storage, "run_with_checkpoints", keep_result)
     path = tmp_path / "normed"
     # Pendulum: action noise needs a continuous action space (CartPole's is discrete)
     code = cli.main([
@@ -450,13 +454,12 @@ def test_resume_refuses_obs_norm_and_action_noise(tmp_path, extra, expected, cap
 @pytest.mark.parametrize("saved", [{}, {"obs_norm": True, "action_noise": 0.01}])
 def test_resume_reads_obs_norm_and_action_noise_from_config(tmp_path, saved):
     """They come back from config.json; an older config.json without them means off."""
-    from evojax_lab.checkpoint import CHECKPOINT_NAME
-
     config = {"task": "CartPole-v1", "strategy": "openai_es", "seed": 0, "eval_episodes": 1,
               "chunk_size": None, "record": [], "pop_size": 8, "sigma": 0.05,
               "learning_rate": 0.03, "generations": 2, "episodes": 1, "hidden": [8], **saved}
     (tmp_path / "config.json").write_text(json.dumps(config))
-    (tmp_path / CHECKPOINT_NAME).write_bytes(b"")
+    (tmp_path / "checkpoints" / "00000002").mkdir(parents=True)  # a step (only its name read)
+    (tmp_path / "checkpoints" / "00000002" / "manifest.json").write_text("{}")
     args = cli.build_parser().parse_args(["train", "--resume", str(tmp_path)])
     cli.train._resume(args)
     assert args.obs_norm is saved.get("obs_norm", False)

@@ -1,6 +1,8 @@
 """el.driver.run_in_blocks: block boundaries, callbacks in order, close after errors, and the
 same run as one call bit for bit (from the start or from a carry part-way)."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,20 +114,26 @@ def test_checkpointing_keeps_the_last_ones(trainer, reference, tmp_path):
     result = el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path,
                                                 every=2, block=1, keep=3)
     assert_same(result, reference)
-    # saves at 2, 4, 6, 7: the latest and the two before it
-    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == [
-        "checkpoint.00000004.ckpt", "checkpoint.00000006.ckpt", "checkpoint.ckpt"]
+    # saves at 2, 4, 6, 7: the newest three; each appended one metrics segment
+    assert el.storage.steps(tmp_path) == [4, 6, 7]
+    assert sorted(p.name for p in (el.storage.root(tmp_path) / "metrics").iterdir()) == [
+        "00000000-00000002.ckpt", "00000002-00000004.ckpt", "00000004-00000006.ckpt",
+        "00000006-00000007.ckpt"]
     with pytest.raises(ValueError, match="keep must be >= 1, got 0"):
         el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, keep=0)
 
 
-def test_a_kept_name_of_another_run_is_replaced_not_kept(trainer, tmp_path):
-    (tmp_path / "checkpoint.ckpt").write_bytes(b"another run's checkpoint")
-    (tmp_path / "checkpoint.00000002.ckpt").write_bytes(b"another run's older checkpoint")
-    el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, every=2,
-                                       block=1, keep=3, resume=False)
-    names = sorted(p.name for p in tmp_path.glob("*.ckpt"))
-    assert names == ["checkpoint.00000004.ckpt", "checkpoint.00000006.ckpt", "checkpoint.ckpt"]
-    for name, generation in zip(names, (4, 6, 7), strict=True):
-        assert el.checkpoint.info(tmp_path / name)["metadata"]["generation"] == generation
-    assert not list(tmp_path.glob(".*"))  # no temporary names left
+def test_a_fresh_run_moves_the_checkpoints_it_finds_aside(trainer, reference, tmp_path):
+    el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, every=4,
+                                       block=1)
+    before = {p.relative_to(tmp_path): p.read_bytes()
+              for p in el.storage.root(tmp_path).rglob("*") if p.is_file()}
+    with pytest.warns(UserWarning, match="moved to checkpoints.replaced-1"):
+        result = el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path,
+                                                    every=2, block=1, keep=3, resume=False)
+    assert_same(result, reference)
+    assert el.storage.steps(tmp_path) == [4, 6, 7]
+    aside = tmp_path / "checkpoints.replaced-1"
+    after = {Path("checkpoints") / p.relative_to(aside): p.read_bytes()
+             for p in aside.rglob("*") if p.is_file()}
+    assert after == before  # moved whole, nothing rewritten

@@ -2,6 +2,10 @@
 parameters of the uninterrupted run; one-line errors for folders that are not runs."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -23,6 +27,23 @@ def folders(tmp_path_factory):
     assert cli.main(["train", *COMMON, "--generations", "2", "--checkpoint-every", "2",
                      "--run-dir", str(part)]) == 0
     return straight, part
+
+
+def copy_run(source, target, config=None):
+    """A folder with ``source``'s config.json (or ``config``) and checkpoints only."""
+    target.mkdir()
+    text = (source / "config.json").read_text() if config is None else json.dumps(config)
+    (target / "config.json").write_text(text)
+    shutil.copytree(el.storage.root(source), el.storage.root(target))
+    return target
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def newest_manifest(folder):
+    return el.storage.step_dir(folder, el.storage.steps(folder)[-1]) / "manifest.json"
 
 
 def leaves(tree):
@@ -77,7 +98,7 @@ def test_a_folder_without_a_checkpoint_loads_its_final_parameters(folders, tmp_p
     for got, want in zip(leaves(run.solution), leaves(el.load_run(straight).solution),
                          strict=True):
         assert np.array_equal(got, want)
-    with pytest.raises(ValueError, match="checkpoint.ckpt not found: nothing to resume"):
+    with pytest.raises(ValueError, match="checkpoints holds no checkpoint: nothing to resume"):
         run.resume()
 
 
@@ -149,39 +170,62 @@ def test_info_reports_config_progress_and_checkpoint(folders, tmp_path, capsys):
     assert cli.main(["info", str(straight)]) == 0
     text = capsys.readouterr().out
     assert "generation 4 of 4 (finished)" in text and "CartPole-v1" in text
-    damaged = tmp_path / "damaged"
-    damaged.mkdir()
-    for name in ("config.json", "checkpoint.ckpt"):
-        (damaged / name).write_bytes((straight / name).read_bytes())
-    with open(damaged / "checkpoint.ckpt", "r+b") as f:
+    damaged = copy_run(straight, tmp_path / "damaged")
+    with open(newest_manifest(damaged), "r+b") as f:
         f.truncate(100)
-    before = (damaged / "checkpoint.ckpt").read_bytes()
+    before = snapshot(damaged)
     assert cli.main(["info", str(damaged)]) == 0
     assert "checkpoint   UNREADABLE:" in capsys.readouterr().out
-    assert (damaged / "checkpoint.ckpt").read_bytes() == before  # info changes nothing
+    assert snapshot(damaged) == before  # info changes nothing
     assert cli.main(["info", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is not a run folder" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("damage, problem", [
-    (lambda data: b"", "is empty"),
-    (lambda data: b"PK\x03\x04" + data[4:], "is not an evojax_lab checkpoint"),
-    (lambda data: data[: len(data) // 2], "is truncated"),
+    (lambda data: b"", "manifest.json is empty"),
+    (lambda data: b"PK\x03\x04" + data[4:], "manifest.json is corrupted or truncated"),
+    (lambda data: b'{"format": "zarr"}', "manifest.json is not an evojax_lab run checkpoint"),
+    (lambda data: data[: len(data) // 2], "manifest.json is corrupted or truncated"),
 ])
-def test_a_damaged_checkpoint_is_a_one_line_error_and_stays(folders, tmp_path, damage, problem):
+def test_a_damaged_manifest_is_a_one_line_error_and_stays(folders, tmp_path, damage, problem):
     straight, _ = folders
-    copy = tmp_path / "damaged"
-    copy.mkdir()
-    for name in ("config.json", "checkpoint.ckpt"):
-        (copy / name).write_bytes((straight / name).read_bytes())
-    bad = damage((copy / "checkpoint.ckpt").read_bytes())
-    (copy / "checkpoint.ckpt").write_bytes(bad)
-    with pytest.raises(ValueError, match=f"checkpoint.ckpt {problem}") as err:
+    copy = copy_run(straight, tmp_path / "damaged")
+    path = newest_manifest(copy)
+    path.write_bytes(damage(path.read_bytes()))
+    before = snapshot(copy)
+    with pytest.raises(ValueError, match=problem) as err:
         el.load_run(copy)
-    assert "\n" not in str(err.value)
-    assert (copy / "checkpoint.ckpt").read_bytes() == bad  # nothing rewritten
-    assert sorted(p.name for p in copy.iterdir()) == ["checkpoint.ckpt", "config.json"]
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+    assert snapshot(copy) == before  # nothing rewritten or removed
+
+
+def flip(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("part, damage, problem", [
+    ("state", flip, "is corrupted: its sha256 does not match"),
+    ("state", lambda p: p.write_bytes(p.read_bytes()[:-1]), "is corrupted"),
+    ("state", lambda p: p.unlink(), "is missing"),
+    ("metrics", flip, "is corrupted"),
+])
+def test_damaged_arrays_are_a_one_line_error_and_stay(folders, tmp_path, part, damage, problem):
+    """A damaged file of the arrays orbax wrote (every file is hashed in the manifest: named
+    before orbax decodes it) or of a metrics segment (its own checksum) is a one-line error."""
+    straight, _ = folders
+    copy = copy_run(straight, tmp_path / "damaged")
+    step = el.storage.step_dir(copy, el.storage.steps(copy)[-1])
+    folder = step / "state" if part == "state" else el.storage.root(copy) / "metrics"
+    target = max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    damage(target)
+    before = snapshot(copy)
+    with pytest.raises(el.checkpoint.CheckpointError, match=problem) as err:
+        el.load_run(copy)
+    assert "\n" not in str(err.value) and str(target) in str(err.value)
+    assert snapshot(copy) == before
 
 
 def test_keep_leaves_the_latest_checkpoints_and_each_resumes(folders, tmp_path, capsys):
@@ -189,16 +233,14 @@ def test_keep_leaves_the_latest_checkpoints_and_each_resumes(folders, tmp_path, 
     run = tmp_path / "kept"
     assert cli.main(["train", *COMMON, "--generations", "4", "--checkpoint-every", "1",
                      "--log-every", "1", "--keep", "2", "--run-dir", str(run)]) == 0
-    names = sorted(p.name for p in run.glob("checkpoint*.ckpt"))
-    assert names == ["checkpoint.00000003.ckpt", "checkpoint.ckpt"]
-    generation = el.checkpoint.info(run / "checkpoint.00000003.ckpt")["metadata"]["generation"]
-    assert generation == 3 and el.load_run(run).generation == 4
+    assert el.storage.steps(run) == [3, 4]
+    assert el.storage.manifest(run, 3)["generation"] == 3 and el.load_run(run).generation == 4
     capsys.readouterr()
     assert cli.main(["info", str(run)]) == 0
-    assert "kept         checkpoint.00000003.ckpt" in capsys.readouterr().out
-    # a kept checkpoint is a whole one: put back as the latest, the run resumes from it and
+    assert "kept         00000003" in capsys.readouterr().out
+    # a kept checkpoint is a whole one: with the newest step gone, the run resumes from it and
     # ends where the straight run ends
-    (run / "checkpoint.ckpt").write_bytes((run / "checkpoint.00000003.ckpt").read_bytes())
+    shutil.rmtree(el.storage.step_dir(run, 4))
     resumed = el.load_run(run)
     assert resumed.generation == 3
     result = resumed.resume(every=1, block=1)
@@ -206,15 +248,14 @@ def test_keep_leaves_the_latest_checkpoints_and_each_resumes(folders, tmp_path, 
                                         (straight / "params.msgpack").read_bytes())
     for got, want in zip(leaves(result.solution), leaves(expected), strict=True):
         assert np.array_equal(got, want)
-    assert sorted(p.name for p in run.glob("checkpoint*.ckpt")) == [
-        "checkpoint.00000003.ckpt", "checkpoint.ckpt"]  # resume keeps 3 by default
+    assert el.storage.steps(run) == [3, 4]  # resume keeps 3 by default
 
 
 def test_keep_one_keeps_only_the_latest(tmp_path):
     run = tmp_path / "one"
     assert cli.main(["train", *COMMON, "--generations", "3", "--checkpoint-every", "1",
                      "--log-every", "1", "--keep", "1", "--run-dir", str(run)]) == 0
-    assert [p.name for p in run.glob("checkpoint*.ckpt")] == ["checkpoint.ckpt"]
+    assert el.storage.steps(run) == [3]
 
 
 def test_an_obs_norm_run_loads_its_statistics_with_or_without_a_checkpoint(tmp_path):
@@ -224,7 +265,7 @@ def test_an_obs_norm_run_loads_its_statistics_with_or_without_a_checkpoint(tmp_p
     saved = serialization.from_bytes(
         el.policies.normalization.obs_stats_init((4,)), (run / "obs_stats.msgpack").read_bytes())
     with_checkpoint = el.load_run(run)
-    (run / "checkpoint.ckpt").unlink()
+    shutil.rmtree(el.storage.root(run))
     without = el.load_run(run)
     for stats in (with_checkpoint.obs_stats, without.obs_stats):
         assert int(np.asarray(stats.count)) > 0
@@ -238,10 +279,59 @@ def test_an_obs_norm_run_loads_its_statistics_with_or_without_a_checkpoint(tmp_p
 
 def test_a_checkpoint_of_another_seed_is_refused(folders, tmp_path):
     straight, _ = folders
-    copy = tmp_path / "other_seed"
-    copy.mkdir()
     config = json.loads((straight / "config.json").read_text())
-    (copy / "config.json").write_text(json.dumps({**config, "seed": config["seed"] + 1}))
-    (copy / "checkpoint.ckpt").write_bytes((straight / "checkpoint.ckpt").read_bytes())
+    copy = copy_run(straight, tmp_path / "other_seed", {**config, "seed": config["seed"] + 1})
     with pytest.raises(el.checkpoint.CheckpointError, match="written by a run with another key"):
         el.load_run(copy)
+
+
+def _as_unprivileged() -> list[str]:
+    """A command prefix under which file permissions apply: none for a normal user; for root,
+    ``setpriv`` dropping the capabilities that bypass them."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be enforced")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_a_read_only_run_folder_loads_and_refuses_writes_in_one_line(folders, tmp_path):
+    straight, _ = folders
+    ro = copy_run(straight, tmp_path / "ro")
+    shutil.copy(straight / "metrics.jsonl", ro / "metrics.jsonl")
+    before = snapshot(ro)
+    script = f"""
+import json
+import evojax_lab as el
+from evojax_lab import cli
+ro = {str(ro)!r}
+out = {{"resume": cli.main(["train", "--resume", ro, "--no-progress"]),
+        "info": cli.main(["info", ro]),
+        "new": cli.main(["train", "--generations", "1", "--run-dir", ro + "/new",
+                         "--no-progress"]),
+        "generation": el.load_run(ro).generation}}
+try:
+    el.load_run(ro).resume(every=1, block=1)
+except PermissionError as err:
+    out["api"] = str(err)
+print(json.dumps(out))
+"""
+    paths = [p for p in ro.rglob("*")] + [ro]
+    for p in paths:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        done = subprocess.run([*_as_unprivileged(), sys.executable, "-c", script],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        for p in paths:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["resume"] == out["new"] == 2 and out["info"] == 0 and out["generation"] == 4
+    assert f"{ro} is not writable" in out["api"]
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"cannot resume: {ro} is not writable" in errors[0]
+    assert f"{ro}/new" in errors[1] and "Permission denied" in errors[1]
+    assert snapshot(ro) == before  # nothing written, nothing removed

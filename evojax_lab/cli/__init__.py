@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from evojax_lab.cli import _common, bench, info, plot, replay, train
 from evojax_lab.cli._common import CLIError, _explicit_options, _Parser, _setup_devices
@@ -43,10 +42,16 @@ def main(argv=None) -> int:
     except CLIError as err:
         print(f"evojax-lab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file that cannot be read or written: one line naming it
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"evojax-lab {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         folder = getattr(args, "checkpoint_dir", None)
         hint = ""
-        if folder is not None and (Path(folder) / "checkpoint.ckpt").is_file():
+        from evojax_lab import storage
+
+        if folder is not None and storage.has_checkpoint(folder):
             hint = f"; continue with: evojax-lab train --resume {folder}"
         print(f"interrupted{hint}", file=sys.stderr)
         return 130

@@ -24,31 +24,46 @@ def add_parser(sub) -> None:
     i.add_argument("--json", action="store_true", help="print one JSON object instead")
 
 
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _checkpoint_info(run: Path) -> dict | None:
+    """The newest checkpoint of a run folder (its manifest; no array is read), the steps kept,
+    or ``None`` without one."""
+    from evojax_lab import checkpoint, storage
+
+    done = storage.steps(run)
+    if not done:
+        legacy = run / storage.LEGACY_NAME
+        if not legacy.is_file():
+            return None
+        try:
+            meta = checkpoint.info(legacy).get("metadata", {})
+        except (checkpoint.CheckpointError, OSError) as err:
+            return {"file": str(legacy), "readable": False, "problem": str(err)}
+        return {"file": str(legacy), "readable": True, "format": "evojax_lab 0.1 file",
+                "bytes": legacy.stat().st_size, "generation": meta.get("generation"),
+                "generations": meta.get("generations"), "kept": []}
+    step = storage.step_dir(run, done[-1])
+    try:
+        record = storage.manifest(run, done[-1])
+    except (checkpoint.CheckpointError, OSError) as err:
+        return {"file": str(step), "readable": False, "problem": str(err)}
+    return {"file": str(step), "readable": True,
+            "format": f"orbax steps, manifest {record['version']}", "bytes": _size(step),
+            "generation": record["generation"], "generations": record["generations"],
+            "kept": [storage.step_dir(run, g).name for g in done[:-1]]}
+
+
 def _run_info(run: Path) -> dict:
     """What ``info`` reports about a run folder (files only)."""
-    from evojax_lab import checkpoint
-
     try:
         config = runs.read_config(run)
     except ValueError as err:
         raise CLIError(str(err)) from None
     out = {"run": str(run), "config": config}
-    path = run / checkpoint.CHECKPOINT_NAME
-    if path.is_file():
-        try:
-            header = checkpoint.info(path)
-        except (checkpoint.CheckpointError, OSError) as err:
-            out["checkpoint"] = {"file": str(path), "readable": False, "problem": str(err)}
-        else:
-            meta = header.get("metadata", {})
-            out["checkpoint"] = {"file": str(path), "readable": True,
-                                 "format_version": header.get("version"),
-                                 "bytes": path.stat().st_size,
-                                 "generation": meta.get("generation"),
-                                 "generations": meta.get("generations"),
-                                 "kept": [p.name for p in checkpoint.kept_checkpoints(path)]}
-    else:
-        out["checkpoint"] = None
+    out["checkpoint"] = _checkpoint_info(run)
     metrics = run / "metrics.jsonl"
     if metrics.is_file():
         lines = [line for line in metrics.read_text().splitlines() if line.strip()]
@@ -84,7 +99,7 @@ def cmd_info(args) -> int:
         done = ckpt["generation"] == ckpt["generations"]
         state = "finished" if done else "resumable with `evojax-lab train --resume`"
         print(f"checkpoint   generation {ckpt['generation']} of {ckpt['generations']} "
-              f"({state}); format {ckpt['format_version']}, {ckpt['bytes']:,} bytes")
+              f"({state}); {ckpt['format']}, {ckpt['bytes']:,} bytes")
         if ckpt["kept"]:
             print(f"kept         {', '.join(ckpt['kept'])}")
     row = info.get("last_metrics")

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
         "the task's preset (see --list-presets) or the general defaults. Generations run in "
         "jitted blocks of --log-every; after each block the progress bar (with the current "
         "score) and the metrics files are updated. Writes config.json, metrics.jsonl, "
-        "metrics.csv, checkpoint.ckpt (every --checkpoint-every generations and at the end), "
+        "metrics.csv, checkpoints/ (every --checkpoint-every generations and at the end), "
         "curve.png, params.msgpack, summary.json (and elite.genome for GA strategies, "
         "population_<field>.npy with --record, obs_stats.msgpack with --obs-norm, "
         "tensorboard/ with --tensorboard) to the run "
@@ -82,12 +82,12 @@ def add_parser(sub) -> None:
                    "see benchmarks/RESULTS.md)")
     t.add_argument("--checkpoint-every", type=_nonnegative_int, metavar="K",
                    default=DEFAULT_CHECKPOINT_EVERY,
-                   help="write RUN_DIR/checkpoint.ckpt (atomically) every K generations, rounded "
-                   "up to a multiple of --log-every, and at the end; 0: no checkpoints "
+                   help="commit a checkpoint to RUN_DIR/checkpoints/ every K generations, "
+                   "rounded up to a multiple of --log-every, and at the end; 0: no checkpoints "
                    f"(default: {DEFAULT_CHECKPOINT_EVERY})")
     t.add_argument("--keep", type=_positive_int, metavar="N", default=DEFAULT_KEEP,
-                   help="checkpoints kept: the latest in checkpoint.ckpt, the N - 1 before it "
-                   f"as checkpoint.<generation>.ckpt (default: {DEFAULT_KEEP})")
+                   help="checkpoints kept: the newest N, as checkpoints/<generation>/ "
+                   f"(default: {DEFAULT_KEEP})")
     t.add_argument("--config", metavar="FILE",
                    help="train the run a config file describes (a run folder's config.json, or "
                    "one written by el.runs.RunConfig.to_json) into a new run folder; options "
@@ -147,11 +147,11 @@ def _resume(args) -> tuple[Path, dict, dict]:
             raise CLIError(f"--generations cannot change on --resume for {args.strategy}: its "
                            f"genome/archive capacity was sized for {s['generations']}")
         s["generations"] = args.generations
-    from evojax_lab.checkpoint import CHECKPOINT_NAME
+    from evojax_lab import storage
 
-    if not (run_dir / CHECKPOINT_NAME).is_file():
-        raise CLIError(f"{run_dir / CHECKPOINT_NAME} not found: nothing to resume (was the run "
-                       "trained with --checkpoint-every 0?)")
+    if not storage.has_checkpoint(run_dir):
+        raise CLIError(f"{storage.root(run_dir)} holds no checkpoint: nothing to resume (was the "
+                       "run trained with --checkpoint-every 0?)")
     return run_dir, config, s
 
 
@@ -187,6 +187,12 @@ def cmd_train(args) -> int:
         s = _from_config(args)
     elif args.resume:
         run_dir, config, s = _resume(args)
+        from evojax_lab import storage
+
+        try:
+            storage.check_writable(run_dir)  # before anything is written or compiled
+        except PermissionError as err:
+            raise CLIError(f"cannot resume: {err}") from None
     else:
         s = _settings(args)
     if args.eval_episodes < 0:
@@ -196,7 +202,7 @@ def cmd_train(args) -> int:
     from flax import serialization
 
     import evojax_lab as el
-    from evojax_lab import checkpoint
+    from evojax_lab import checkpoint, storage
     from evojax_lab.parallel import to_host
     from evojax_lab.plots import plot_run
 
@@ -258,7 +264,7 @@ def cmd_train(args) -> int:
         progress = f"{args.task} {args.strategy} on {where}"
     start = time.perf_counter()
     try:
-        result = checkpoint.run_with_checkpoints(
+        result = storage.run_with_checkpoints(
             trainer, jax.random.PRNGKey(args.seed), checkpoint_dir, every=every, block=block,
             resume=bool(args.resume), loggers=loggers, progress=progress,
             metadata={"task": args.task, "strategy": args.strategy, "seed": args.seed},
