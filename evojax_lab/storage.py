@@ -14,8 +14,10 @@ A run folder's checkpoints (``<run>/checkpoints``)::
 **Saving a step** (:func:`save_step`; every process calls it with the same arguments):
 
 1. process 0 writes the metrics rows since the previous step as a new segment;
-2. orbax writes ``state/`` (into a temporary folder renamed when complete; each process its own
-   shards); typed PRNG keys are stored as their key data;
+2. orbax writes ``state/`` (into a temporary folder renamed when complete): each leaf sharded
+   over devices as one array, each process writing the shards it holds; the replicated, single-
+   device and host leaves packed as raw bytes into one array (orbax's cost grows with the number
+   of arrays); typed PRNG keys are stored as their key data;
 3. each process hashes (sha256) the shards it wrote (replica 0 of its addressable shards) and
    the files orbax wrote for it (``state/ocdbt.process_<i>``; process 0 also the rest);
 4. process 0 writes ``manifest.json`` (temporary file, then rename): format and version, the
@@ -432,7 +434,7 @@ def save_step(folder, generation: int, carry, *, key, total: int, metrics: dict 
             "shards": [e for part in parts for e in part["shards"]],
             "metrics": segments, "metadata": metadata or {},
         }
-        text = json.dumps(record, allow_nan=False, indent=1)
+        text = json.dumps(record, allow_nan=False, separators=(",", ":"))
         ckpt._atomic_write(step / MANIFEST, [text.encode()])
         for p in range(jax.process_count()):
             with contextlib.suppress(OSError):
