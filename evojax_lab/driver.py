@@ -13,7 +13,8 @@ one, so host work overlaps device work. Callbacks run in the order given: put lo
 checkpoint, so that after a crash the logs never miss a generation the checkpoint holds.
 
 Provided here: :func:`logging` (a logger of :mod:`evojax_lab.loggers`, or any
-``logger(generation, metrics)``) and :class:`ProgressBar` (tqdm, a widget in notebooks);
+``logger(generation, metrics)``), :class:`ProgressBar` (tqdm, a widget in notebooks) and
+:class:`on_start` (run a function once the run starts);
 :class:`evojax_lab.checkpoint.Checkpointing` saves checkpoints.
 """
 
@@ -138,6 +139,17 @@ class logging:  # noqa: N801 (reads as a verb where callbacks are listed)
             self.logger.close()
 
 
+class on_start:  # noqa: N801 (reads as an event where callbacks are listed)
+    """A callback that calls ``fn(generation)`` once, when the run starts: after a resume has
+    restored its checkpoint, so a file written by ``fn`` stays untouched if the resume fails."""
+
+    def __init__(self, fn: Callable[[int], Any]):
+        self.fn = fn
+
+    def start(self, generation: int) -> None:
+        self.fn(generation)
+
+
 def score_postfix(row: dict) -> dict:
     """The progress bar's fields for a row: the solution's score (else the best fitness),
     the best fitness and the environment steps so far."""
@@ -178,4 +190,5 @@ class ProgressBar:
             self.bar = None
 
 
-__all__ = ["Block", "ProgressBar", "host_rows", "logging", "run_in_blocks", "score_postfix"]
+__all__ = ["Block", "ProgressBar", "host_rows", "logging", "on_start", "run_in_blocks",
+           "score_postfix"]

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from evojax_lab import storage
+from evojax_lab.driver import on_start
 from evojax_lab.loggers import CsvLogger, JsonlLogger
 from evojax_lab.strategies import registry
 
@@ -250,19 +251,22 @@ class Run:
         if self.carry is None:
             raise ValueError(f"{storage.root(self.folder)} holds no checkpoint: nothing to "
                              "resume (was the run trained with --checkpoint-every 0?)")
-        trainer = self.trainer
+        trainer, callbacks = self.trainer, []
         if generations is not None and int(generations) != trainer.generations:
             trainer = build(self.config, generations=generations)[3]
             # the folder's config says how long the run is (as `train --resume` writes it), so
-            # a later load_run sizes its trainer for the checkpoints this resume writes
+            # a later load_run sizes its trainer for the checkpoints this resume writes; written
+            # once the checkpoint is restored (a failed resume changes nothing)
             config = {**self.config, "generations": trainer.generations}
-            (self.folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+            text = json.dumps(config, indent=2) + "\n"
+            callbacks.append(on_start(lambda _: (self.folder / CONFIG_NAME).write_text(text)))
         files = [JsonlLogger(self.folder / "metrics.jsonl"),
                  CsvLogger(self.folder / "metrics.csv")]
         return storage.run_with_checkpoints(
             trainer, self.key, self.folder, every=every, block=min(block, every),
             loggers=[*files, *loggers], progress=progress,
-            metadata={k: self.config[k] for k in ("task", "strategy", "seed")}, keep=keep)
+            metadata={k: self.config[k] for k in ("task", "strategy", "seed")}, keep=keep,
+            callbacks=callbacks)
 
 
 #: The final observation statistics of an ``obs_norm`` run, beside ``params.msgpack``.

@@ -400,14 +400,16 @@ def save_step(folder, generation: int, carry, *, key, total: int, metrics: dict 
         raise ValueError(f"checkpoint metadata must be JSON-serializable: {err}") from None
     rows = {len(v) for v in (metrics or {}).values()}
     if not 0 <= first <= generation or rows != ({generation - first} if generation > first
-                                                 else rows - rows):
+                                                 else set()):
         raise ValueError(f"save_step at generation {generation} after {first} needs the metrics "
                          f"of those {generation - first} generations; got {sorted(rows)} rows")
+    if first and first not in steps(folder):
+        raise ValueError(f"save_step after generation {first}: {root(folder)} has no step there "
+                         "(its metrics segments would leave a gap)")
     base, step = root(folder), step_dir(folder, generation)
     paths, leaves, treedef = ckpt._leaf_paths(carry)
     stored = [_stored(x) for x in leaves]
-    previous = manifest(folder, first)["metrics"] if first and first in steps(folder) else []
-    segments = list(previous)
+    segments = list(manifest(folder, first)["metrics"]) if first else []
     if generation > first:
         name = f"metrics/{first:08d}-{generation:08d}.ckpt"
         ckpt.save(base / name, metrics, metadata={"first": first, "end": generation})
@@ -587,7 +589,7 @@ def _concat(blocks: list[dict]) -> dict:
 def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int | None = None,
                          resume: bool = True, hparams: dict | None = None,
                          loggers=(), progress: bool | str = False,
-                         metadata: dict | None = None, keep: int = 1):
+                         metadata: dict | None = None, keep: int = 1, callbacks=()):
     """Run ``trainer`` to its ``generations`` in jitted blocks, checkpointing and logging.
 
     Args:
@@ -609,18 +611,21 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
             current score; a string is used as its description.
         metadata: extra JSON-serializable fields stored in each manifest.
         keep: committed steps kept in all (the newest ``keep``).
+        callbacks: more :func:`~evojax_lab.driver.run_in_blocks` callbacks, run before the
+            others (e.g. :class:`~evojax_lab.driver.on_start`: files written only once a
+            resume has succeeded).
 
     Returns:
         The :class:`~evojax_lab.TrainResult` of the whole run (metrics of all generations,
         including those before a resume); bit for bit what ``trainer(key, hparams)`` returns.
 
-    This is :func:`~evojax_lab.driver.run_in_blocks` with three kinds of callback, in this
-    order: the loggers, :class:`Checkpointing`, the progress bar. Loggers run before the step
-    of the same block is committed, so after a crash the files never miss a generation the
-    checkpoint holds (rows beyond it are dropped on resume). Multi-process runs: every process
-    calls this with the same arguments (the folder on a file system all of them see); each
-    writes the shards of the arrays it holds; process 0 writes the manifest and the metrics
-    segments (give loggers to process 0 only).
+    This is :func:`~evojax_lab.driver.run_in_blocks` with these callbacks, in this order:
+    ``callbacks``, the loggers, :class:`Checkpointing`, the progress bar. Loggers run before
+    the step of the same block is committed, so after a crash the files never miss a
+    generation the checkpoint holds (rows beyond it are dropped on resume). Multi-process runs:
+    every process calls this with the same arguments (the folder on a file system all of them
+    see); each writes the shards of the arrays it holds; process 0 writes the manifest and the
+    metrics segments (give loggers to process 0 only).
     """
     from evojax_lab.driver import ProgressBar, logging, run_in_blocks
 
@@ -643,7 +648,7 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
             carry, past, start = found
         elif not resume:
             set_aside(directory)
-    callbacks = [logging(logger) for logger in loggers]
+    callbacks = [*callbacks, *(logging(logger) for logger in loggers)]
     saver = None
     if directory is not None:
         legacy = bool(past) and not steps(directory)

@@ -203,6 +203,7 @@ def cmd_train(args) -> int:
 
     import evojax_lab as el
     from evojax_lab import checkpoint, storage
+    from evojax_lab.driver import on_start
     from evojax_lab.parallel import to_host
     from evojax_lab.plots import plot_run
 
@@ -248,7 +249,9 @@ def cmd_train(args) -> int:
 
         run_dir = Path(tempfile.mkdtemp(prefix="evojax-lab-worker-"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+    def write_config(generation):  # once the run starts: a resume that fails changes nothing
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     if lead:
         loggers = [checkpoint.JsonlLogger(run_dir / "metrics.jsonl"),
                    checkpoint.CsvLogger(run_dir / "metrics.csv")]
@@ -268,7 +271,7 @@ def cmd_train(args) -> int:
             trainer, jax.random.PRNGKey(args.seed), checkpoint_dir, every=every, block=block,
             resume=bool(args.resume), loggers=loggers, progress=progress,
             metadata={"task": args.task, "strategy": args.strategy, "seed": args.seed},
-            keep=args.keep)
+            keep=args.keep, callbacks=[on_start(write_config)])
     except checkpoint.CheckpointError as err:
         raise CLIError(f"{err} (resume needs the settings the checkpoint was written with)") \
             from None
