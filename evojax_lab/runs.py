@@ -266,7 +266,15 @@ class Run:
             trainer, self.key, self.folder, every=every, block=min(block, every),
             loggers=[*files, *loggers], progress=progress,
             metadata={k: self.config[k] for k in ("task", "strategy", "seed")}, keep=keep,
-            callbacks=callbacks)
+            callbacks=callbacks, settings=run_settings(self.config))
+
+
+def run_settings(config: dict) -> dict:
+    """The fields of a run's ``config.json`` that identify its checkpoints: all but its length,
+    where it ran and the options of its files (``generations``, ``devices``, ``processes``,
+    ``options``), which a resume may change."""
+    return {k: v for k, v in config.items()
+            if k not in ("generations", "devices", "processes", "options")}
 
 
 #: The final observation statistics of an ``obs_norm`` run, beside ``params.msgpack``.
@@ -318,7 +326,8 @@ def load_run(folder) -> Run:
     task, policy, strategy, trainer = build(config)
     key = jax.random.PRNGKey(int(config["seed"]))
     carry, generation, metrics, obs_stats = None, 0, {}, None
-    found = storage.restore(folder, trainer.init(key), key, trainer.generations)
+    found = storage.restore(folder, trainer.init(key), key, trainer.generations,
+                            storage.identity(trainer, run_settings(config)))
     if found is not None:
         carry, past, generation = found
         metrics = {k: np.concatenate([np.asarray(b[k]) for b in past]) for k in past[0]} \
@@ -341,4 +350,4 @@ def load_run(folder) -> Run:
 
 
 __all__ = ["CONFIG_VERSION", "OBS_STATS_NAME", "Run", "RunConfig", "build", "load_obs_stats",
-           "load_run", "read_config", "strategy_settings"]
+           "load_run", "read_config", "run_settings", "strategy_settings"]

@@ -372,9 +372,44 @@ def _barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
+# -- what a checkpoint belongs to --------------------------------------------------------------
+def identity(trainer, extra: dict | None = None) -> dict:
+    """What a run's checkpoints belong to besides its key: the task's name, the strategy's kind
+    (the module and function of its ``tell``) and population size, the policy's parameter tree
+    (paths, dtypes, shapes), and ``extra`` (JSON fields, e.g. the CLI's run settings). Stored
+    in every manifest; a resume whose identity differs is refused, naming the difference."""
+    params = jax.eval_shape(trainer.initial_params, jax.random.PRNGKey(0))
+    tell = trainer.strategy.tell
+    kind = f"{getattr(tell, '__module__', '?')}.{getattr(tell, '__qualname__', type(tell))}"
+    out = {
+        "task": getattr(trainer.task, "name", type(trainer.task).__name__),
+        "strategy": kind.removesuffix(".<locals>.tell"),
+        "pop_size": int(trainer.strategy.pop_size),
+        "params": [f"{jax.tree_util.keystr(p)}: {np.dtype(x.dtype)}{list(x.shape)}"
+                   for p, x in jax.tree_util.tree_flatten_with_path(params)[0]],
+        **(extra or {}),
+    }
+    return json.loads(json.dumps(out))  # as a manifest holds it (lists, not tuples)
+
+
+def _check_identity(path: Path, stored: dict | None, current: dict | None) -> None:
+    if stored is None or current is None:
+        return  # a checkpoint of 0.1 or a caller that does not say
+    for name in sorted(set(stored) | set(current)):
+        old, new = stored.get(name), current.get(name)
+        if old == new:
+            continue
+        if isinstance(old, list) and isinstance(new, list):
+            pairs = [(a, b) for a, b in zip(old, new, strict=False) if a != b]
+            old, new = pairs[0] if pairs else (f"{len(old)} entries", f"{len(new)} entries")
+        raise CheckpointError(f"{path} belongs to a run with {name} {old!r}, this run has "
+                              f"{new!r}: resume with the run's own settings, or start afresh")
+
+
 # -- save and restore ---------------------------------------------------------------------------
 def save_step(folder, generation: int, carry, *, key, total: int, metrics: dict | None,
-              first: int, metadata: dict | None = None, keep: int = 1) -> Path:
+              first: int, metadata: dict | None = None, keep: int = 1,
+              run: dict | None = None) -> Path:
     """Commit the step ``generation`` of the run in ``folder`` (module docstring).
 
     Args:
@@ -389,6 +424,7 @@ def save_step(folder, generation: int, carry, *, key, total: int, metrics: dict 
         first: the generation the previous step is at (0 for the first step).
         metadata: JSON-serializable fields stored in the manifest.
         keep: steps kept after this one is committed (:func:`prune`).
+        run: the run's :func:`identity` (checked on restore), or ``None``.
 
     Returns:
         The step's folder.
@@ -434,7 +470,7 @@ def save_step(folder, generation: int, carry, *, key, total: int, metrics: dict 
                        in zip(paths, leaves, layout, strict=True)],
             "files": [f for part in parts for f in part["files"]],
             "shards": [e for part in parts for e in part["shards"]],
-            "metrics": segments, "metadata": metadata or {},
+            "metrics": segments, "metadata": metadata or {}, "run": run,
         }
         text = json.dumps(record, allow_nan=False, separators=(",", ":"))
         ckpt._atomic_write(step / MANIFEST, [text.encode()])
@@ -498,11 +534,12 @@ def _read_metrics(folder, path: Path, record: dict) -> list[dict]:
     return blocks
 
 
-def restore(folder, like, key, total: int):
+def restore(folder, like, key, total: int, run: dict | None = None):
     """``(carry, metrics_blocks, generation)`` from the newest step of the run folder, or
     ``None`` when it holds no checkpoint. ``like`` is the template carry (``trainer.init(key)``:
     each restored leaf takes its sharding), ``key`` the run's key, ``total`` the trainer's
-    generations. Raises :class:`CheckpointError` (module docstring)."""
+    generations, ``run`` the run's :func:`identity` (``None``: not checked). Raises
+    :class:`CheckpointError` (module docstring)."""
     folder = Path(folder)
     if not steps(folder):
         legacy = folder / LEGACY_NAME
@@ -516,6 +553,7 @@ def restore(folder, like, key, total: int):
     if record.get("key") != ckpt._key_fingerprint(key):
         raise CheckpointError(f"{path} was written by a run with another key (seed); pass "
                               "resume=False to start afresh")
+    _check_identity(path, record.get("run"), run)
     if generation > total:
         raise CheckpointError(f"{path} is at generation {generation}, beyond this trainer's "
                               f"{total} generations")
@@ -559,11 +597,13 @@ class Checkpointing:
             run resumed from a 0.1 checkpoint file), else empty.
         metadata: JSON-serializable fields stored in each manifest.
         keep: committed steps kept in all (the newest ``keep``).
+        run: the run's :func:`identity`, stored in each manifest.
     """
 
     def __init__(self, folder, every: int, key, *, start: int = 0, pending=(),
-                 metadata: dict | None = None, keep: int = 1):
+                 metadata: dict | None = None, keep: int = 1, run: dict | None = None):
         self.folder, self.every, self.key, self.keep = Path(folder), int(every), key, int(keep)
+        self.run = run
         if self.keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         self.pending, self.metadata = list(pending), dict(metadata or {})
@@ -573,7 +613,7 @@ class Checkpointing:
     def save(self, carry, generation: int, total: int) -> None:
         metrics = _concat(self.pending) if self.pending else None
         save_step(self.folder, generation, carry, key=self.key, total=total, metrics=metrics,
-                  first=self.first, metadata=self.metadata, keep=self.keep)
+                  first=self.first, metadata=self.metadata, keep=self.keep, run=self.run)
         self.pending, self.first, self.current = [], int(generation), int(generation)
 
     def block(self, block) -> None:
@@ -589,7 +629,8 @@ def _concat(blocks: list[dict]) -> dict:
 def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int | None = None,
                          resume: bool = True, hparams: dict | None = None,
                          loggers=(), progress: bool | str = False,
-                         metadata: dict | None = None, keep: int = 1, callbacks=()):
+                         metadata: dict | None = None, keep: int = 1, callbacks=(),
+                         settings: dict | None = None):
     """Run ``trainer`` to its ``generations`` in jitted blocks, checkpointing and logging.
 
     Args:
@@ -614,6 +655,9 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
         callbacks: more :func:`~evojax_lab.driver.run_in_blocks` callbacks, run before the
             others (e.g. :class:`~evojax_lab.driver.on_start`: files written only once a
             resume has succeeded).
+        settings: JSON fields that also identify the run (e.g. the CLI's run settings): with
+            the task, strategy kind, population size and parameter tree (:func:`identity`)
+            they are stored in each manifest, and a resume that differs in any is refused.
 
     Returns:
         The :class:`~evojax_lab.TrainResult` of the whole run (metrics of all generations,
@@ -641,9 +685,10 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
     if directory is not None and jax.process_index() == 0:
         check_writable(directory)
     carry = trainer.init(key, hparams)
-    past, start = [], 0
+    past, start, run = [], 0, None
     if directory is not None:
-        found = restore(directory, carry, key, total) if resume else None
+        run = identity(trainer, settings)
+        found = restore(directory, carry, key, total, run) if resume else None
         if found is not None:
             carry, past, start = found
         elif not resume:
@@ -653,7 +698,8 @@ def run_with_checkpoints(trainer, key, directory, *, every: int = 50, block: int
     if directory is not None:
         legacy = bool(past) and not steps(directory)
         saver = Checkpointing(directory, every, key, start=start,
-                              pending=past if legacy else (), metadata=metadata, keep=keep)
+                              pending=past if legacy else (), metadata=metadata, keep=keep,
+                              run=run)
         callbacks.append(saver)
     if progress:
         callbacks.append(ProgressBar(total, progress if isinstance(progress, str) else None))
@@ -678,6 +724,6 @@ def run_with_progress(trainer, key, *, block: int = 10, hparams: dict | None = N
 
 
 __all__ = ["CHECKPOINTS", "Checkpointing", "LEGACY_NAME", "MANIFEST", "MANIFEST_VERSION",
-           "check_writable", "has_checkpoint", "manifest", "prune", "restore", "root",
+           "check_writable", "has_checkpoint", "identity", "manifest", "prune", "restore", "root",
            "run_with_checkpoints", "run_with_progress", "save_step", "set_aside", "step_dir",
            "steps"]

@@ -400,3 +400,37 @@ def test_a_save_killed_before_its_manifest_leaves_the_previous_step(runs, tmp_pa
         p = segments / name
         assert (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) == first[name]
     assert not list(storage.step_dir(tmp_path, 3).glob("shards.*"))
+
+
+def test_a_resume_by_another_run_is_refused_naming_the_difference(runs, tmp_path):
+    """The manifest records what the run is (task, strategy kind, population size, parameter
+    tree, and the caller's settings): another population size with the same state tree (the
+    ES state does not depend on it), another task or other settings are refused in one line."""
+    trainer, _ = runs["openai_es"]
+    key = KEYS["openai_es"]()
+    with pytest.raises(Killed):
+        ckpt.run_with_checkpoints(trainer, key, tmp_path, every=2, block=1,
+                                  settings={"sigma": 0.1}, loggers=[killer(3)])
+    record = storage.manifest(tmp_path)["run"]
+    assert record["task"] == "CartPole-v1" and record["pop_size"] == POP
+    assert record["strategy"] == "evojax_lab.strategies.openai_es.openai_es"
+    assert record["sigma"] == 0.1 and len(record["params"]) == 4  # 2 Dense: kernel and bias
+    bigger = el.make_train(trainer.task, trainer.policy,
+                           el.strategies.openai_es(2 * POP, 0.1, learning_rate=0.05),
+                           generations=GENS, eval_episodes=1,
+                           **({"obs_norm": True} if OBS_NORM else {}))
+    assert jax.tree.structure(bigger.init(key)) == jax.tree.structure(trainer.init(key))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ckpt.CheckpointError, match=f"pop_size {POP}, this run has {2 * POP}"):
+        ckpt.run_with_checkpoints(bigger, key, tmp_path, every=2, block=1,
+                                  settings={"sigma": 0.1})
+    with pytest.raises(ckpt.CheckpointError, match="sigma 0.1, this run has 0.2"):
+        ckpt.run_with_checkpoints(trainer, key, tmp_path, every=2, block=1,
+                                  settings={"sigma": 0.2})
+    other = {**storage.identity(trainer, {"sigma": 0.1}), "task": "MNISTBandit-bsuite"}
+    with pytest.raises(ckpt.CheckpointError, match="task 'CartPole-v1', this run has 'MNIST"):
+        storage.restore(tmp_path, trainer.init(key), key, GENS, other)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    result = ckpt.run_with_checkpoints(trainer, key, tmp_path, every=2, block=1,
+                                       settings={"sigma": 0.1})
+    leaves_equal(result.state, runs["openai_es"][1].state)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -142,7 +143,7 @@ def test_a_folder_config_is_a_run_config(folders):
     straight, _ = folders
     config = el.runs.RunConfig.load(straight)
     assert config.to_dict() == {k: v for k, v in el.runs.read_config(straight).items()
-                                if k not in ("devices", "processes")}
+                                if k not in ("devices", "processes", "options")}
 
 
 def test_train_config_reruns_a_saved_run(folders, tmp_path, capsys):
@@ -335,3 +336,65 @@ print(json.dumps(out))
     assert f"cannot resume: {ro} is not writable" in errors[0]
     assert f"{ro}/new" in errors[1] and "Permission denied" in errors[1]
     assert snapshot(ro) == before  # nothing written, nothing removed
+
+
+def test_a_run_folder_whose_config_was_edited_is_refused(folders, tmp_path, capsys):
+    """config.json says sigma 0.07, the checkpoint was written with 0.05: load_run and
+    train --resume refuse in one line naming it, and change nothing."""
+    _, part = folders
+    config = json.loads((part / "config.json").read_text())
+    assert config["sigma"] == 0.05
+    copy = copy_run(part, tmp_path / "edited", {**config, "sigma": 0.07})
+    before = snapshot(copy)
+    with pytest.raises(el.checkpoint.CheckpointError, match="sigma 0.05, this run has 0.07"):
+        el.load_run(copy)
+    assert cli.main(["train", "--resume", str(copy), "--generations", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "sigma 0.05, this run has 0.07" in err and len(err.splitlines()) == 1
+    assert snapshot(copy) == before
+
+
+def test_a_fresh_train_into_a_run_folder_refuses_or_moves_it_aside(folders, tmp_path, capsys):
+    straight, _ = folders
+    run = tmp_path / "run"
+    shutil.copytree(straight, run)
+    before = snapshot(run)
+    assert cli.main(["train", *COMMON, "--generations", "2", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{run} already holds a run" in err and "--overwrite" in err
+    assert len(err.splitlines()) == 1 and snapshot(run) == before
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["train", *COMMON, "--run-dir", str(tmp_path / "file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(run), "--overwrite"]) == 2
+    assert "--overwrite cannot be given with --resume" in capsys.readouterr().err
+    # --overwrite: the old run moves aside whole, the new one gets the folder
+    assert cli.main(["train", *COMMON, "--generations", "2", "--run-dir", str(run),
+                     "--overwrite"]) == 0
+    aside = tmp_path / "run.replaced-1"
+    assert f"moved the run in {run} aside to {aside}" in capsys.readouterr().err
+    assert snapshot(aside) == before
+    assert el.load_run(run).generation == 2 and el.storage.steps(run) == [2]
+
+
+def test_default_run_folders_are_unique_when_started_together(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.chdir(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: cli.train._new_default_folder("Task", "es"), range(8)))
+    assert len(set(folders)) == 8 and all(f.is_dir() for f in folders)
+    assert all(f.parent == Path("runs") and f.name.startswith("Task_es_") for f in folders)
+
+
+def test_a_resume_keeps_the_saved_file_options(tmp_path):
+    """--checkpoint-every, --log-every and --keep are saved in config.json and a resume that
+    does not give them again keeps them (they used to fall back to 50 / 10 / 3)."""
+    run = tmp_path / "opts"
+    assert cli.main(["train", *COMMON, "--generations", "2", "--checkpoint-every", "1",
+                     "--log-every", "1", "--keep", "5", "--run-dir", str(run)]) == 0
+    options = json.loads((run / "config.json").read_text())["options"]
+    assert options["checkpoint_every"] == 1 and options["log_every"] == 1
+    assert cli.main(["train", "--resume", str(run), "--generations", "4",
+                     "--no-progress"]) == 0
+    assert el.storage.steps(run) == [1, 2, 3, 4]  # every 1 generation, 5 kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -112,9 +113,59 @@ def add_parser(sub) -> None:
     t.add_argument("--tensorboard", action="store_true",
                    help="also log scalar metrics to RUN_DIR/tensorboard (needs tensorboardX: "
                    "pip install 'evojax_lab[tensorboard]')")
+    t.add_argument("--overwrite", action="store_true",
+                   help="train into --run-dir even if it holds a run: the old folder is moved "
+                   "aside to RUN_DIR.replaced-<n> first (never deleted)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     _device_options(t)
+
+
+#: Options that shape a run's files but not its numbers: saved in config.json ("options") and
+#: kept by --resume unless given again.
+_FILE_OPTIONS = ("checkpoint_every", "log_every", "keep", "final_episodes", "tensorboard")
+
+
+def _keep_saved_options(args, config: dict) -> None:
+    """A resumed run keeps the saved file options the command line does not give again."""
+    saved = config.get("options", {})
+    for name in _FILE_OPTIONS:
+        if name in saved and name not in getattr(args, "explicit", set()):
+            setattr(args, name, saved[name])
+
+
+def _claim(run_dir: Path, overwrite: bool) -> Path:
+    """Create the folder of a fresh run; a folder holding a run is refused, or with
+    ``overwrite`` moved aside to ``<name>.replaced-<n>`` (never deleted)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CLIError(f"--run-dir {run_dir} is a file, not a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise CLIError(f"{run_dir} already holds a run; continue it with `evojax-lab train "
+                           f"--resume {run_dir}`, or pass --overwrite to move it aside")
+        n = 1
+        while (aside := run_dir.with_name(f"{run_dir.name}.replaced-{n}")).exists():
+            n += 1
+        run_dir.rename(aside)
+        print(f"moved the run in {run_dir} aside to {aside}", file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _new_default_folder(task: str, strategy: str) -> Path:
+    """``runs/<task>_<strategy>_<time>``, created exclusively (``-2``, ``-3``, ... when a run
+    started in the same second already has the name)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{task}_{strategy}_{stamp}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise CLIError(f"no free run folder name next to {base}")
 
 
 def _resume(args) -> tuple[Path, dict, dict]:
@@ -186,7 +237,11 @@ def cmd_train(args) -> int:
     if args.config:
         s = _from_config(args)
     elif args.resume:
+        if args.overwrite:
+            raise CLIError("--overwrite cannot be given with --resume (a resume continues the "
+                           "run in its folder)")
         run_dir, config, s = _resume(args)
+        _keep_saved_options(args, config)
         from evojax_lab import storage
 
         try:
@@ -226,8 +281,10 @@ def cmd_train(args) -> int:
                            "'evojax_lab[tensorboard]'") from None
 
     if not args.resume:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.run_dir or Path("runs") / f"{args.task}_{args.strategy}_{stamp}")
+        if args.run_dir is None and jax.process_count() > 1:
+            raise CLIError("a multi-process run needs --run-dir (every process must write to "
+                           "the same folder)")
+        run_dir = None if args.run_dir is None else Path(args.run_dir)
         try:
             config = runs.RunConfig.from_dict({
                 "task": args.task, "strategy": args.strategy, "seed": args.seed, **s,
@@ -237,11 +294,15 @@ def cmd_train(args) -> int:
         except (ValueError, TypeError) as err:
             raise CLIError(str(err)) from None
     config.update(generations=s["generations"], devices=[str(d) for d in jax.devices()],
-                  processes=jax.process_count())
+                  processes=jax.process_count(),
+                  options={name: getattr(args, name) for name in _FILE_OPTIONS})
     try:
         task, policy, strategy, trainer = runs.build(config)
     except (ValueError, TypeError) as err:
         raise CLIError(str(err)) from None
+    if not args.resume and lead:  # the folder is claimed once the run is known to build
+        run_dir = _claim(run_dir, args.overwrite) if run_dir is not None else \
+            _new_default_folder(args.task, args.strategy)
     checkpoint_dir = run_dir if args.checkpoint_every else None  # every process reads it
     args.checkpoint_dir = checkpoint_dir if lead else None  # for the hint after Ctrl-C
     if not lead:  # a worker's outputs go to a scratch folder: process 0 owns the run folder
@@ -271,7 +332,8 @@ def cmd_train(args) -> int:
             trainer, jax.random.PRNGKey(args.seed), checkpoint_dir, every=every, block=block,
             resume=bool(args.resume), loggers=loggers, progress=progress,
             metadata={"task": args.task, "strategy": args.strategy, "seed": args.seed},
-            keep=args.keep, callbacks=[on_start(write_config)])
+            keep=args.keep, callbacks=[on_start(write_config)],
+            settings=runs.run_settings(config))
     except checkpoint.CheckpointError as err:
         raise CLIError(f"{err} (resume needs the settings the checkpoint was written with)") \
             from None
