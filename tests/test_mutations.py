@@ -357,13 +357,13 @@ def test_bad_inputs_raise():
         M.safe_mutate(key, params, T.toy_apply, x, 0.01, "bogus")
     with pytest.raises(ValueError, match="'sum', 'abs', 'so'"):
         M.sensitivity(T.toy_apply, params, x, "r")
-    with pytest.raises(ValueError, match="magnitude must be >= 0"):
+    with pytest.raises(ValueError, match="magnitude must be finite and >= 0"):
         M.safe_mutate(key, params, T.toy_apply, x, -0.01, "abs")
     with pytest.raises(ValueError, match="direction"):
         M.sensitivity(T.toy_apply, params, x, "so")
     with pytest.raises(ValueError, match="direction"):
         M.sensitivity(T.toy_apply, params, x, "sum", direction=params)
-    with pytest.raises(ValueError, match="target must be >= 0"):
+    with pytest.raises(ValueError, match="target must be finite and >= 0"):
         M.rescale_factor(T.toy_apply, params, x, params, -1.0)
     with pytest.raises(ValueError, match="leading"):
         M.sensitivity(T.toy_apply, params, {"a": jnp.ones((2, 2)), "b": jnp.ones((3, 2))})

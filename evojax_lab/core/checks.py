@@ -1,7 +1,11 @@
 """Argument checks shared by strategies and operators (concrete values only: a traced value
-cannot be inspected at trace time and passes through)."""
+cannot be inspected at trace time and passes through, so a traced hyperparameter override of
+``inf`` or NaN is the caller's to avoid). Numbers must be finite: ``inf`` is refused like a
+negative value (it would turn the state into inf/NaN a generation later)."""
 
 from __future__ import annotations
+
+import math
 
 import jax
 
@@ -18,22 +22,23 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
 
 
 def check_positive(name: str, value) -> None:
-    """Raise if a concrete ``value`` is not > 0 (traced values cannot be checked here)."""
+    """Raise if a concrete ``value`` is not finite and > 0 (traced values cannot be checked
+    here)."""
     try:
         v = float(value)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
         return
-    if not v > 0:
-        raise ValueError(f"{name} must be > 0, got {v}")
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be finite and > 0, got {v}")
 
 
 def check_nonnegative(name: str, value) -> None:
-    """Raise if a concrete ``value`` is negative or NaN (``None`` passes)."""
+    """Raise if a concrete ``value`` is negative, infinite or NaN (``None`` passes)."""
     if value is None:
         return
     try:
         v = float(value)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
         return
-    if not v >= 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be finite and >= 0, got {v}")

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from evojax_lab.core.checks import check_positive
 from evojax_lab.tasks.base import FunctionTask, function
 
 
@@ -88,8 +89,7 @@ def narrowing_fitness(p, *, penalty: float = 4.0, w_max: float = 1.0, w_min: flo
 
 def _check_positive(**kw):
     for name, v in kw.items():
-        if not float(v) > 0:
-            raise ValueError(f"{name} must be > 0, got {v}")
+        check_positive(name, v)
 
 
 def gap_landscape(*, depth: float = 2.0, width: float = 0.05, curvature: float = 0.5
