@@ -43,11 +43,10 @@ def np_knn(queries, references, k, exclude=None):
 
 
 def np_centered_rank(x):
-    """REFERENCE: rank r in 0..P-1 (ascending, ties by order) -> r / (P - 1) - 0.5."""
+    """REFERENCE section 1: rank r in [0, P-1] (ascending, tied values at their average rank)
+    -> r / (P - 1) - 0.5."""
     x = np.asarray(x, np.float64)
-    ranks = np.empty(len(x))
-    for r, i in enumerate(sorted(range(len(x)), key=lambda i: (x[i], i))):
-        ranks[i] = r
+    ranks = np.array([np.sum(x < v) + (np.sum(x == v) - 1) / 2 for v in x])
     return ranks / (len(x) - 1) - 0.5
 
 
@@ -559,11 +558,15 @@ RADIUS = 3.0
 def deceptive(key, params):
     """Inside the disk of radius 3 the fitness is -||x - trap|| (a local optimum of 0 at
     (1, 0), whose gradient everything near the origin follows); outside it is 5 + ||x||, above
-    anything inside. Behavior: x itself."""
+    anything inside. Behavior: x + 0.1 x^2 (elementwise). Not x itself: an agent starts on its
+    own archived behavior, so with a behavior linear in x every mirrored pair +e/-e is exactly
+    as novel and ties; tied utilities are equal (average ranks), so NS-ES would never move.
+    (Until tied values got their average rank, this test passed with behavior x only through
+    the positional tie-break, which pushed every tied pair the same way.)"""
     del key
     x = params["x"]
     r = jnp.linalg.norm(x)
-    return jnp.where(r < RADIUS, -jnp.linalg.norm(x - TRAP), 5.0 + r), x
+    return jnp.where(r < RADIUS, -jnp.linalg.norm(x - TRAP), 5.0 + r), x + 0.1 * x**2
 
 
 DECEPTIVE = el.tasks.function(deceptive, behavior_size=2)

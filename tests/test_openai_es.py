@@ -16,13 +16,13 @@ TELL_KEY = jax.random.PRNGKey(8)  # tell's own key: the noise comes from the sta
 
 # ------------------------------------------------------------------------ NumPy references
 def np_centered_rank(fitness):
-    """u = rank/(P-1) - 0.5, ranks ascending, ties by order, NaN below everything (by hand)."""
+    """u = rank/(P-1) - 0.5, ranks ascending, tied values at their average rank, NaN below
+    everything and tied with NaN (REFERENCE section 1, by hand)."""
     f = np.asarray(fitness, np.float64)
     p = len(f)
-    key = [(0, 0.0, i) if np.isnan(x) else (1, x, i) for i, x in enumerate(f)]
-    ranks = np.empty(p)
-    for r, (_, _, i) in enumerate(sorted(key)):
-        ranks[i] = r
+    key = [(0, 0.0) if np.isnan(x) else (1, x) for x in f]
+    ranks = np.array([sum(k < key[i] for k in key) + (key.count(key[i]) - 1) / 2
+                      for i in range(p)])
     return ranks / (p - 1) - 0.5
 
 
@@ -337,14 +337,26 @@ def test_nan_fitness_gets_the_worst_rank_and_is_counted():
     assert np.isfinite(float(metrics["grad_norm"]))
 
 
-def test_all_nan_fitness_stays_finite():
-    s = es(10)
-    population, state = s.ask(KEY, s.strategy.init(KEY, make_params()))
-    new_state, metrics = s.tell(TELL_KEY, population, evaluation(np.full(10, np.nan)), state)
-    assert int(metrics["num_nan"]) == 10
-    assert np.isfinite(float(metrics["mean_fitness"]))
-    for leaf in jax.tree.leaves(new_state.mean):
-        assert np.all(np.isfinite(np.asarray(leaf)))
+@pytest.mark.parametrize("fitness", [np.full(10, np.nan), np.full(10, 3.0),
+                                     np.array([np.nan] * 5 + [-np.inf] * 5)])
+def test_a_generation_without_information_moves_nothing(fitness):
+    """All NaN, all tied, or two tied halves laid out as the [+e..., -e...] pairs (every pair
+    a tie): every utility is its average rank's, so the step is zero (SGD(1.0), no weight
+    decay: the mean stays put to 1e-7). Metrics: NaN means stay NaN, counted."""
+    s = el.strategies.openai_es(10, SIGMA, optimizer=optax.sgd(1.0), weight_decay=0.0)
+    mean = make_params()
+    population, state = s.ask(KEY, s.init(KEY, mean))
+    fitness = np.asarray(fitness, np.float32)
+    if not np.isnan(fitness).all() and np.isnan(fitness).any():
+        fitness = np.concatenate([fitness[:5], fitness[:5]])  # pair i: +e_i and -e_i tie
+    new_state, metrics = s.tell(TELL_KEY, population, evaluation(fitness), state)
+    for got, want in zip(jax.tree.leaves(new_state.mean), jax.tree.leaves(mean), strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-7)
+    assert int(metrics["num_nan"]) == int(np.isnan(fitness).sum())
+    if np.isnan(fitness).all():
+        assert np.isnan(float(metrics["mean_fitness"])) and np.isnan(
+            float(metrics["best_fitness"]))
+    assert float(metrics["grad_norm"]) <= 1e-7
 
 
 # ------------------------------------------------------------------------ errors

@@ -14,10 +14,11 @@ z_score = jax.jit(el.shaping.z_score)
 
 
 def np_ranks(fitness):
-    """Ascending ranks 0..P-1 from the definition: rank_i = #{j: f_j < f_i} + #{j < i: f_j == f_i}.
+    """Ascending average ranks from the definition: rank_i = #{j: f_j < f_i} +
+    (#{j: f_j == f_i} - 1) / 2 (tied values share the mean of the positions they occupy).
 
-    NaN counts as worse than everything (including -inf); NaNs tie with each other and ties are
-    broken by order. Deliberately O(P^2) and sort-free, so it shares nothing with the code.
+    NaN counts as worse than everything (including -inf); NaNs tie with each other.
+    Deliberately O(P^2) and sort-free, so it shares nothing with the code.
     """
     f = np.asarray(fitness, np.float64)
     p = f.shape[0]
@@ -35,9 +36,10 @@ def np_ranks(fitness):
     def equal(a, b):
         return (nan[a] and nan[b]) or (not nan[a] and not nan[b] and f[a] == f[b])
 
-    out = np.zeros(p, np.int64)
+    out = np.zeros(p, np.float64)
     for i in range(p):
-        out[i] = sum(less(j, i) for j in range(p)) + sum(equal(j, i) for j in range(i))
+        ties = sum(equal(j, i) for j in range(p))  # i itself included
+        out[i] = sum(less(j, i) for j in range(p)) + (ties - 1) / 2
     return out
 
 
@@ -66,10 +68,15 @@ def test_centered_rank_matches_numpy(name):
     np.testing.assert_allclose(u, expected, rtol=0, atol=1e-6)
     assert u.min() >= -0.5 - 1e-7 and u.max() <= 0.5 + 1e-7
     assert abs(float(u.sum())) < 1e-5
-    # The extremes are exactly -0.5 and +0.5 and every rank appears once.
-    np.testing.assert_allclose(u.min(), -0.5, atol=1e-7)
-    np.testing.assert_allclose(u.max(), 0.5, atol=1e-7)
-    np.testing.assert_array_equal(np.sort(np.asarray(ranks(fitness))), np.arange(len(u)))
+    # The ranks sum to P(P-1)/2; without ties they are 0..P-1 and the extremes are exactly
+    # -0.5 and +0.5; all equal: every u is 0.
+    r = np.asarray(ranks(fitness))
+    assert float(r.sum()) == pytest.approx(len(u) * (len(u) - 1) / 2)
+    if len(set(CASES[name])) == len(u):
+        np.testing.assert_array_equal(np.sort(r), np.arange(len(u)))
+        np.testing.assert_allclose([u.min(), u.max()], [-0.5, 0.5], atol=1e-7)
+    if len(set(CASES[name])) == 1:
+        np.testing.assert_array_equal(u, np.zeros_like(u))
 
 
 def test_ranks_match_numpy_with_ties_eagerly():
@@ -79,8 +86,9 @@ def test_ranks_match_numpy_with_ties_eagerly():
     np.testing.assert_allclose(
         np.asarray(el.shaping.centered_rank(fitness)), np_centered_rank(fitness), atol=1e-6
     )
-    # Hand-checked: ties broken by order (the first of equal values gets the lower rank).
-    np.testing.assert_array_equal(np_ranks(fitness), [3, 7, 4, 5, 2, 8, 1, 6, 0])
+    # Hand-checked: NaN 0, -3 1, 0.5 2, the four 1.0 share positions 3..6 (4.5), the two 2.0
+    # share 7..8 (7.5).
+    np.testing.assert_array_equal(np_ranks(fitness), [4.5, 7.5, 4.5, 4.5, 2, 7.5, 1, 4.5, 0])
 
 
 def test_centered_rank_is_invariant_to_monotone_transforms():
@@ -107,9 +115,10 @@ def test_nan_gets_the_worst_rank(fitness):
     # Every NaN ranks below every non-NaN member.
     if nan.any() and (~nan).any():
         assert u[nan].max() < u[~nan].min()
-    # The first NaN is the very worst member.
-    first_nan = int(np.argmax(nan))
-    assert u[first_nan] == pytest.approx(-0.5)
+    # The NaNs share the worst ranks: all NaN gives u = 0 everywhere (no information).
+    k = int(nan.sum())
+    if k:
+        assert u[nan] == pytest.approx(np.full(k, (k - 1) / 2 / (len(u) - 1) - 0.5))
     assert abs(float(u.sum())) < 1e-5
 
 

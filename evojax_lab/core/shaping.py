@@ -11,31 +11,47 @@ def _nan_to_worst(fitness: jax.Array) -> jax.Array:
 
 
 def ranks(fitness: jax.Array) -> jax.Array:
-    """Ascending ranks 0..P-1; ties keep their order; NaN counts as the worst fitness.
+    """Ascending ranks in ``[0, P-1]`` (``float32``); tied values share their average rank; NaN
+    counts as the worst fitness.
 
-    A NaN ranks below every number, ``-inf`` included (NaNs tie with each other, by order).
+    A NaN ranks below every number, ``-inf`` included; NaNs tie with each other. The ranks sum
+    to ``P(P-1)/2``; with no ties they are a permutation of ``0..P-1``.
     """
     fitness = jnp.asarray(fitness)
+    p = fitness.shape[0]
     nan = jnp.isnan(fitness)
-    # Two stable sorts = lexicographic order by (not NaN, fitness): NaNs first, by index.
+    # Two stable sorts = lexicographic order by (not NaN, fitness): NaNs first.
     by_value = jnp.argsort(_nan_to_worst(fitness), stable=True)
     order = by_value[jnp.argsort(jnp.logical_not(nan[by_value]), stable=True)]
-    return jnp.zeros(fitness.shape[0], jnp.int32).at[order].set(
-        jnp.arange(fitness.shape[0], dtype=jnp.int32)
-    )
+    value, missing = _nan_to_worst(fitness)[order], nan[order]
+    new = jnp.concatenate([jnp.ones(1, bool), (value[1:] != value[:-1])
+                           | (missing[1:] != missing[:-1])])
+    group = jnp.cumsum(new) - 1  # ties share a group (consecutive in sorted order)
+    position = jnp.arange(p, dtype=jnp.float32)
+    first = jax.ops.segment_min(position, group, num_segments=p)
+    last = jax.ops.segment_max(position, group, num_segments=p)
+    return jnp.zeros(p, jnp.float32).at[order].set(((first + last) / 2)[group])
 
 
 def centered_rank(fitness: jax.Array) -> jax.Array:
     """Centered ranks of Salimans et al. (2017): ``u = rank / (P - 1) - 0.5``.
 
-    ``u`` lies in ``[-0.5, 0.5]`` and sums to 0. Ties are broken by order (stable sort) and a
-    NaN fitness gets the worst rank.
+    ``u`` lies in ``[-0.5, 0.5]`` and sums to 0; a NaN fitness gets the worst rank. Tied values
+    get equal utility, their average rank (REFERENCE section 1), so a generation without
+    information (every fitness equal, or every one NaN) gives every member ``u = 0`` and an ES
+    step of zero. **Differs from the reference code**, which breaks ties by position: there it
+    costs little because the returns are laid out pair by pair (``+e1, -e1, +e2, ...``); with
+    our ``[+e..., -e...]`` layout a positional tie-break would give every tied pair
+    ``u+ - u- ~ -0.5``, a large step in a random direction.
     """
     fitness = jnp.asarray(fitness)
     p = fitness.shape[0]
     if p < 2:
         raise ValueError(f"centered_rank needs at least 2 fitness values, got {p}")
-    return ranks(fitness).astype(jnp.float32) / (p - 1) - 0.5
+    r = ranks(fitness)
+    # the middle rank is exactly 0 (``r / (P-1)`` may round to 0.5 + 1 ulp): an all-tied
+    # generation moves nothing at all
+    return jnp.where(2 * r == p - 1, 0.0, r / (p - 1) - 0.5)
 
 
 def z_score(fitness: jax.Array, eps: float = 1e-8) -> jax.Array:

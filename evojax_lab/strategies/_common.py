@@ -31,12 +31,15 @@ def fitness_of(evaluation, pop_size: int) -> jax.Array:
 
 
 def fitness_metrics(fitness: jax.Array) -> dict:
+    """Best and mean of the non-NaN fitness values (NaN when every value is NaN, never a made-up
+    0.0) and how many were NaN."""
     nan = jnp.isnan(fitness)
-    finite = jnp.where(nan, 0.0, fitness)
-    count = jnp.maximum(jnp.sum(~nan), 1)
+    count = jnp.sum(~nan)
+    some = count > 0
     return {
-        "best_fitness": jnp.max(jnp.where(nan, -jnp.inf, fitness)),
-        "mean_fitness": jnp.sum(finite) / count,
+        "best_fitness": jnp.where(some, jnp.max(jnp.where(nan, -jnp.inf, fitness)), jnp.nan),
+        "mean_fitness": jnp.where(some, jnp.sum(jnp.where(nan, 0.0, fitness))
+                                  / jnp.maximum(count, 1), jnp.nan),
         "num_nan": jnp.sum(nan).astype(jnp.int32),
     }
 
