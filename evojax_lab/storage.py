@@ -169,8 +169,10 @@ def prune(folder, keep: int) -> None:
             shutil.rmtree(p, ignore_errors=True)
     used = set()
     for g in kept:
-        with contextlib.suppress(CheckpointError):
+        try:
             used.update(s["file"] for s in manifest(folder, g)["metrics"])
+        except CheckpointError:
+            return  # a kept step we cannot read: remove no segment it might need
     for p in (base / "metrics").glob("*"):
         if f"metrics/{p.name}" not in used and (_SEGMENT.fullmatch(p.name)
                                                 or p.name.endswith(".tmp")):

@@ -119,6 +119,12 @@ def test_checkpointing_keeps_the_last_ones(trainer, reference, tmp_path):
     assert sorted(p.name for p in (el.storage.root(tmp_path) / "metrics").iterdir()) == [
         "00000000-00000002.ckpt", "00000002-00000004.ckpt", "00000004-00000006.ckpt",
         "00000006-00000007.ckpt"]
+    # a kept step whose manifest cannot be read: pruning removes no segment it might need
+    segments = sorted((el.storage.root(tmp_path) / "metrics").iterdir())
+    (el.storage.step_dir(tmp_path, 4) / "manifest.json").write_text("{")
+    (el.storage.root(tmp_path) / "metrics" / "00000007-00000009.ckpt").write_bytes(b"stale")
+    el.storage.prune(tmp_path, 3)
+    assert len(sorted((el.storage.root(tmp_path) / "metrics").iterdir())) == len(segments) + 1
     with pytest.raises(ValueError, match="keep must be >= 1, got 0"):
         el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, keep=0)
 

@@ -66,7 +66,10 @@ class FunctionTask(NamedTuple):
 
 def function(fn: Callable[[jax.Array, Any], Any], *, name: str = "function",
              behavior_size: int = 0) -> FunctionTask:
-    """Wrap ``fn(key, params) -> fitness`` (or ``(fitness, behavior)``) as a task."""
+    """Wrap ``fn(key, params) -> fitness`` (or ``(fitness, behavior)``) as a task.
+
+    The fitness is **maximized** (as everywhere in evojax_lab): to minimize a loss, return
+    ``-loss``. ``fitness`` is a scalar per call; ``behavior`` a ``[behavior_size]`` vector."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     return FunctionTask(name=name, fn=fn, behavior_size=int(behavior_size))
