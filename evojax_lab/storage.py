@@ -70,8 +70,8 @@ _SEGMENT = re.compile(r"(\d{8})-(\d{8})\.ckpt")
 
 # -- the folder ---------------------------------------------------------------------------------
 def root(folder) -> Path:
-    """The checkpoints folder of a run folder."""
-    return Path(folder) / CHECKPOINTS
+    """The checkpoints folder of a run folder (absolute: orbax refuses relative paths)."""
+    return Path(folder).absolute() / CHECKPOINTS
 
 
 def step_dir(folder, generation: int) -> Path:

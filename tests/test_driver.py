@@ -129,6 +129,22 @@ def test_checkpointing_keeps_the_last_ones(trainer, reference, tmp_path):
         el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, keep=0)
 
 
+def test_a_relative_run_folder_checkpoints_and_resumes(trainer, reference, tmp_path,
+                                                      monkeypatch):
+    """The CLI's default run folder is relative (runs/...), and orbax needs absolute paths."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    result = el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), "runs/rel",
+                                                every=2, block=1, keep=2)
+    assert_same(result, reference)
+    assert el.storage.steps("runs/rel") == [6, 7]
+    shutil.rmtree(el.storage.step_dir("runs/rel", 7))
+    again = el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), "runs/rel",
+                                               every=2, block=1)
+    assert_same(again, reference)
+
+
 def test_a_fresh_run_moves_the_checkpoints_it_finds_aside(trainer, reference, tmp_path):
     el.checkpoint.run_with_checkpoints(trainer, jax.random.PRNGKey(3), tmp_path, every=4,
                                        block=1)

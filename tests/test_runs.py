@@ -398,3 +398,13 @@ def test_a_resume_keeps_the_saved_file_options(tmp_path):
     assert cli.main(["train", "--resume", str(run), "--generations", "4",
                      "--no-progress"]) == 0
     assert el.storage.steps(run) == [1, 2, 3, 4]  # every 1 generation, 5 kept
+
+
+def test_train_into_the_default_relative_folder(tmp_path, monkeypatch):
+    """No --run-dir: runs/<task>_<strategy>_<time>, a relative path (as the README's main
+    command), checkpointed and loadable."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", *COMMON, "--generations", "2"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert el.storage.steps(Path("runs") / run.name) == [2]
+    assert el.load_run(Path("runs") / run.name).generation == 2
