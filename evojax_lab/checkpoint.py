@@ -212,6 +212,22 @@ def info(path) -> dict:
     return header
 
 
+def check_tree(path, stored_treedef: str, records: list[dict], paths: list[str],
+               treedef) -> None:
+    """Raise :class:`CheckpointError` naming the first difference when the stored tree
+    (``stored_treedef``, leaf ``records`` with their ``path``) is not the template's."""
+    if str(treedef) == stored_treedef and len(records) == len(paths):
+        return
+    stored = [r["path"] for r in records]
+    first = next((f"{a!r} in the file vs {b!r} expected" for a, b
+                  in zip(stored, paths, strict=False) if a != b),
+                 f"{len(records)} leaves in the file vs {len(paths)} expected")
+    raise CheckpointError(
+        f"{path} holds a different tree: types {_types(stored_treedef)} in the file, "
+        f"{_types(str(treedef))} expected (another strategy or settings?); first "
+        f"difference: {first}")
+
+
 def _types(treedef: str) -> str:
     names = list(dict.fromkeys(re.findall(r"namedtuple\[(\w+)\]", treedef)))
     return "/".join(names) if names else "plain containers"
@@ -278,16 +294,7 @@ def restore(path, like):
     header, payload = _read(path)
     paths, leaves, treedef = _leaf_paths(like)
     records = header["leaves"]
-    if str(treedef) != header["treedef"] or len(records) != len(leaves):
-        stored = [r["path"] for r in records]
-        first = next((f"{a!r} in the file vs {b!r} expected" for a, b
-                      in zip(stored, paths, strict=False) if a != b),
-                     f"{len(records)} leaves in the file vs {len(leaves)} expected")
-        raise CheckpointError(
-            f"{path} holds a different tree: types {_types(header['treedef'])} in the file, "
-            f"{_types(str(treedef))} expected (another strategy or settings?); first "
-            f"difference: {first}"
-        )
+    check_tree(path, header["treedef"], records, paths, treedef)
     out = []
     for p, x, r in zip(paths, leaves, records, strict=True):
         shape, dtype, impl = _expected(x)

@@ -486,15 +486,7 @@ def save_step(folder, generation: int, carry, *, key, total: int, metrics: dict 
 
 def _check_tree(path: Path, record: dict, paths, leaves, treedef) -> None:
     stored = record["leaves"]
-    if record["treedef"] != str(treedef) or len(stored) != len(leaves):
-        names = [r["path"] for r in stored]
-        first = next((f"{a!r} in the file vs {b!r} expected" for a, b
-                      in zip(names, paths, strict=False) if a != b),
-                     f"{len(stored)} leaves in the file vs {len(leaves)} expected")
-        raise CheckpointError(
-            f"{path} holds a different tree: types {ckpt._types(record['treedef'])} in the "
-            f"file, {ckpt._types(str(treedef))} expected (another strategy or settings?); "
-            f"first difference: {first}")
+    ckpt.check_tree(path, record["treedef"], stored, paths, treedef)
     for p, x, r in zip(paths, leaves, stored, strict=True):
         want = _describe(x)
         if (r["shape"], r["dtype"]) != (want["shape"], want["dtype"]):
