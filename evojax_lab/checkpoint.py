@@ -32,21 +32,18 @@ from here).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
 import struct
 import sys
-import tempfile
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
+from evojax_lab.core import files
 from evojax_lab.loggers import CsvLogger, JsonlLogger, TensorBoardLogger
 
 MAGIC = b"EVOJAX-LAB-CKPT\n"
@@ -81,12 +78,6 @@ def _to_numpy(leaves: list) -> tuple[list[np.ndarray], list[str | None]]:
     host = to_host(raw)
     # (np.ascontiguousarray would turn 0-d arrays into 1-d ones)
     return [np.require(np.asarray(x), requirements="C") for x in host], impls
-
-
-def _write_all(f, chunks: Iterable[bytes]) -> None:
-    """Write the chunks to ``f`` (a seam for tests that simulate a crash mid-write)."""
-    for chunk in chunks:
-        f.write(chunk)
 
 
 def save(path, tree, *, metadata: dict | None = None) -> Path:
@@ -135,29 +126,8 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes),
                           hashlib.sha256(header_bytes).digest())
     chunks = [prefix, header_bytes, *raw]
-    _atomic_write(path, chunks)
+    files.atomic_write(path, chunks)
     return path
-
-
-def _atomic_write(path: Path, chunks: Sequence) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_all(f, chunks)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _read(path) -> tuple[dict, memoryview]:

@@ -22,17 +22,16 @@ Only scalar metrics are logged; per-member arrays are left to the run's own file
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evojax_lab.core import files
 
 
 def scalars(metrics: dict) -> dict:
@@ -58,17 +57,9 @@ def _keep_rows(lines: list[str], generation: int, read: Callable[[str], Any]) ->
     return kept
 
 
-def _rewrite(path: Path, text: str) -> None:
-    """Replace ``path``'s text in one rename (a crash leaves the old file or the new one)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _rewrite(path: Path, lines: list[str]) -> None:
+    """Replace ``path``'s text with ``lines`` in one rename."""
+    files.atomic_write(path, ["".join(line + "\n" for line in lines).encode()], sync=False)
 
 
 class JsonlLogger:
@@ -86,7 +77,7 @@ class JsonlLogger:
             lines = _keep_rows(self.path.read_text().splitlines(), generation,
                                lambda s: json.loads(s)["generation"])
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _rewrite(self.path, "".join(line + "\n" for line in lines))
+        _rewrite(self.path, lines)
         self._file = open(self.path, "a")  # noqa: SIM115 (closed in close())
 
     def __call__(self, generation, metrics: dict) -> None:
@@ -121,7 +112,7 @@ class CsvLogger:
                 lines = [lines[0]] + _keep_rows(
                     lines[1:], generation, lambda s: int(next(csv.reader([s]))[where]))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _rewrite(self.path, "".join(line + "\n" for line in lines))
+        _rewrite(self.path, lines)
         self._file = open(self.path, "a", newline="")  # noqa: SIM115 (closed in close())
 
     def __call__(self, generation, metrics: dict) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from evojax_lab import storage
 from evojax_lab.driver import on_start
 from evojax_lab.loggers import CsvLogger, JsonlLogger
 from evojax_lab.strategies import registry
+from evojax_lab.train import RECORDABLE
 
 #: Strategies whose settings use ``chunk_size`` (the ES family) and whose state is sized by
 #: ``generations`` (a run of them cannot change its length on resume).
@@ -49,8 +51,24 @@ def strategy_settings(config: dict) -> dict:
     if missing:
         raise ValueError(f"the run config lacks {name}'s setting(s) {', '.join(missing)}")
     settings = {k: config[k] for k in registry.DEFAULTS[name]}
-    settings["hidden"] = tuple(settings["hidden"])
+    hidden = settings["hidden"]
+    if not (isinstance(hidden, (list, tuple)) and all(_is_int(w) and w >= 1 for w in hidden)):
+        raise ValueError(f"run config field 'hidden' must be a list of widths >= 1, got "
+                         f"{hidden!r}")
+    settings["hidden"] = tuple(hidden)
     return settings
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _field(data: dict, name: str, default, ok, want: str):
+    """``data[name]`` (or ``default``) if ``ok(value)``; else a one-line error naming it."""
+    value = data.get(name, default)
+    if not ok(value):
+        raise ValueError(f"run config field {name!r} must be {want}, got {value!r}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +121,27 @@ class RunConfig:
         missing = [k for k in ("task", "strategy", "seed") if k not in data]
         if missing:
             raise ValueError(f"not a run configuration (missing {', '.join(missing)})")
+        record = _field(data, "record", (), lambda v: isinstance(v, (list, tuple)) and set(v)
+                        <= set(RECORDABLE), f"a list of fields from {sorted(RECORDABLE)}")
         return cls(
-            task=str(data["task"]), strategy=str(data["strategy"]), seed=int(data["seed"]),
-            settings=strategy_settings(data), eval_episodes=int(data.get("eval_episodes", 10)),
-            chunk_size=None if data.get("chunk_size") is None else int(data["chunk_size"]),
-            record=tuple(data.get("record", ())), obs_norm=bool(data.get("obs_norm", False)),
-            action_noise=float(data.get("action_noise", 0.0)), version=CONFIG_VERSION)
+            task=_field(data, "task", None, lambda v: isinstance(v, str), "a task name"),
+            strategy=_field(data, "strategy", None, lambda v: isinstance(v, str),
+                            "a strategy name"),
+            seed=_field(data, "seed", 0, lambda v: _is_int(v) and -(2**63) <= v < 2**63,
+                        "an integer that fits in 64 bits"),
+            settings=strategy_settings(data),
+            eval_episodes=_field(data, "eval_episodes", 10, lambda v: _is_int(v) and v >= 0,
+                                 "an integer >= 0"),
+            chunk_size=_field(data, "chunk_size", None,
+                              lambda v: v is None or _is_int(v) and v >= 1,
+                              "null or an integer >= 1"),
+            record=tuple(record),
+            obs_norm=_field(data, "obs_norm", False, lambda v: isinstance(v, bool),
+                            "true or false"),
+            action_noise=float(_field(
+                data, "action_noise", 0.0, lambda v: (_is_int(v) or isinstance(v, float)) and
+                math.isfinite(v) and v >= 0, "a finite number >= 0")),
+            version=CONFIG_VERSION)
 
     def to_dict(self) -> dict:
         """The flat ``config.json`` layout (JSON types only)."""

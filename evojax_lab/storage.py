@@ -58,6 +58,7 @@ import numpy as np
 
 from evojax_lab import checkpoint as ckpt
 from evojax_lab.checkpoint import CheckpointError
+from evojax_lab.core import files
 
 CHECKPOINTS = "checkpoints"
 MANIFEST = "manifest.json"
@@ -458,7 +459,7 @@ def save_step(folder, generation: int, carry, *, key, total: int, metrics: dict 
     tree, layout = _split(stored)
     _checkpointer().save(step / "state", tree)
     part = step / f"shards.{jax.process_index()}.json"
-    ckpt._atomic_write(part, [json.dumps({"shards": _shard_digests(stored),
+    files.atomic_write(part, [json.dumps({"shards": _shard_digests(stored),
                                           "files": _file_digests(step / "state")}).encode()])
     _barrier(f"evojax_lab.save.{generation}.shards")
     if jax.process_index() == 0:
@@ -475,7 +476,7 @@ def save_step(folder, generation: int, carry, *, key, total: int, metrics: dict 
             "metrics": segments, "metadata": metadata or {}, "run": run,
         }
         text = json.dumps(record, allow_nan=False, separators=(",", ":"))
-        ckpt._atomic_write(step / MANIFEST, [text.encode()])
+        files.atomic_write(step / MANIFEST, [text.encode()])
         for p in range(jax.process_count()):
             with contextlib.suppress(OSError):
                 (step / f"shards.{p}.json").unlink()

@@ -15,6 +15,7 @@ import pytest
 import evojax_lab as el
 from evojax_lab import checkpoint as ckpt
 from evojax_lab import storage
+from evojax_lab.core import files
 from evojax_lab.core.compiles import count_compilations
 
 GENS = 4
@@ -265,7 +266,7 @@ def test_crash_during_write_keeps_the_previous_checkpoint(good, monkeypatch):
             f.write(chunk)
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(ckpt, "_write_all", half_then_crash)
+    monkeypatch.setattr(files, "write_chunks", half_then_crash)
     newer = carry._replace(steps=carry.steps + 1)
     with pytest.raises(OSError, match="simulated"):
         ckpt.save(path, newer)

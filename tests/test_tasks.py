@@ -6,7 +6,6 @@ Expected values come from gymnax itself (``gymnax.make``, ``env.reset``, ``env.s
 
 from __future__ import annotations
 
-import os
 import re
 
 import gymnax
@@ -17,6 +16,7 @@ import pytest
 
 import evojax_lab as el
 from evojax_lab.policies.mlp import init_params
+from evojax_lab.tasks.gymnax_tasks import missing_download
 
 # ---------------------------------------------------------------------------------------------
 # Smoke test over every registered gymnax environment
@@ -26,17 +26,8 @@ FAST_ENVS = ("CartPole-v1", "Pendulum-v1", "Breakout-MinAtar", "MountainCarConti
 SMOKE_STEPS = 6
 SMOKE_POP = 2
 
-_MNIST_DIR = "/tmp/mnist"  # where gymnax.utils.load_mnist caches the data set
-_MNIST_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-
-
 def _mnist_cached() -> bool:
-    return all(os.path.isfile(os.path.join(_MNIST_DIR, f)) for f in _MNIST_FILES)
+    return missing_download("MNISTBandit-bsuite") is None
 
 
 def _env_param(name: str):
@@ -47,9 +38,8 @@ def _env_param(name: str):
         marks.append(
             pytest.mark.skipif(
                 not _mnist_cached(),
-                reason="MNISTBandit-bsuite downloads MNIST from storage.googleapis.com when it "
-                f"is constructed (gymnax.utils.load_mnist); not cached in {_MNIST_DIR}, and the "
-                "tests must run offline",
+                reason="MNISTBandit-bsuite downloads MNIST when it is constructed "
+                "(gymnax.utils.load_mnist); not cached, and the tests must run offline",
             )
         )
     return pytest.param(name, marks=marks, id=name)

@@ -25,8 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
                                 help="what to do; `evojax-lab COMMAND --help` lists its options")
     sub.required = True
-    for module in COMMANDS.values():
+    for name, module in COMMANDS.items():
         module.add_parser(sub)
+        sub.choices[name].add_argument(
+            "--debug", action="store_true",
+            help="on an unexpected error, show its Python traceback (default: one line)")
     return parser
 
 
@@ -40,9 +43,12 @@ def main(argv=None) -> int:
         command = COMMANDS[args.command]
         return getattr(command, f"cmd_{args.command}")(args)
     except CLIError as err:
-        print(f"evojax-lab {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())  # one line, whatever the message held
+        print(f"evojax-lab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except OSError as err:  # a file that cannot be read or written: one line naming it
+        if args.debug:
+            raise
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         print(f"evojax-lab {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
@@ -55,9 +61,17 @@ def main(argv=None) -> int:
             hint = f"; continue with: evojax-lab train --resume {folder}"
         print(f"interrupted{hint}", file=sys.stderr)
         return 130
-    return 1
+    except Exception as err:  # a runtime fault (not the user's input): one line, exit 1
+        if args.debug:
+            raise
+        print(f"evojax-lab {args.command}: error: {_first_line(err)} (--debug shows the "
+              "traceback)", file=sys.stderr)
+        return 1
 
 
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 __all__ = ["CLIError", "_common", "build_parser", "main"]

@@ -39,15 +39,26 @@ class CLIError(Exception):
 
 
 def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(w) for w in text.replace(" ", "").split(",") if w)
-    except ValueError:
+    """argparse type: hidden widths ``32,32``; ``none`` for a linear policy (no hidden layer)."""
+    if text.strip().lower() == "none":
+        return ()
+    items = [w.strip() for w in text.split(",")]
+    if not all(w.isdigit() and int(w) >= 1 for w in items):
         raise argparse.ArgumentTypeError(
-            f"--hidden must be comma-separated ints, got {text!r}"
-        ) from None
-    if any(w < 1 for w in widths):
-        raise argparse.ArgumentTypeError(f"--hidden widths must be >= 1, got {text!r}")
-    return widths
+            f"--hidden takes comma-separated widths >= 1 (e.g. 32,32; none for a linear "
+            f"policy), got {text!r}")
+    return tuple(int(w) for w in items)
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed JAX accepts (a 64-bit signed integer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must fit in 64 bits (|seed| < 2**63), got {text}")
+    return value
 
 
 def _integer(minimum: int):
@@ -151,6 +162,19 @@ def _settings(args) -> dict:
                 raise CLIError(f"--{name.replace('_', '-')} does not apply to {args.strategy}")
             settings[name] = value
     return settings
+
+
+def _build(args, config: dict):
+    """``runs.build(config)``; an error names where the settings the user did not type came
+    from (a preset, the defaults), unless they all come from a config file."""
+    try:
+        return runs.build(config)
+    except (ValueError, TypeError) as err:
+        message = str(err)
+        if not (getattr(args, "config", None) or getattr(args, "resume", None)):
+            message = registry.explain(message, args.strategy, args.task,
+                                       getattr(args, "explicit", set()))
+        raise CLIError(message) from None
 
 
 def _block_size(generations: int, target: int) -> int:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 
-from evojax_lab import runs
 from evojax_lab.cli._common import (
     STRATEGIES,
-    CLIError,
+    _build,
     _device_options,
     _hidden,
     _positive_int,
+    _seed,
     _settings,
 )
 
@@ -33,10 +33,11 @@ def add_parser(sub) -> None:
                    help="generations per timed call (default: 10)")
     b.add_argument("--reps", type=_positive_int, default=3,
                    help="timed calls after the compiling one (default: 3)")
-    b.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    b.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     b.add_argument("--pop-size", type=_positive_int, help="population size (even for ES)")
     b.add_argument("--episodes", type=_positive_int, help="episodes per member per generation")
-    b.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 32,32")
+    b.add_argument("--hidden", type=_hidden,
+                   help="hidden layer widths, e.g. 32,32 (none: a linear policy)")
     b.add_argument("--chunk-size", type=_positive_int,
                    help="evaluate the population this many members at a time (bounded memory)")
     b.add_argument("--obs-norm", action="store_true", help="normalize observations (as train)")
@@ -56,10 +57,7 @@ def cmd_bench(args) -> int:
 
     config = {"task": args.task, "strategy": args.strategy, **s, "eval_episodes": 0,
               "chunk_size": args.chunk_size, "obs_norm": args.obs_norm}
-    try:
-        task, policy, strategy, trainer = runs.build(config)
-    except (ValueError, TypeError) as err:
-        raise CLIError(str(err)) from None
+    task, policy, strategy, trainer = _build(args, config)
     key = jax.random.PRNGKey(args.seed)
     start = time.perf_counter()
     result = jax.block_until_ready(trainer(key))  # traces and compiles

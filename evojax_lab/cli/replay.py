@@ -12,6 +12,7 @@ from evojax_lab.cli._common import (
     _device_options,
     _hidden,
     _positive_int,
+    _seed,
 )
 
 
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
     r.add_argument("--task", help="task to play on (default: the run's task)")
     r.add_argument("--episodes", type=_positive_int, default=10,
                    help="episodes to play (default: 10)")
-    r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    r.add_argument("--seed", type=_seed, default=1, help="random seed (default: 1)")
     _device_options(r, multihost=False)
 
 
@@ -46,13 +47,13 @@ def cmd_replay(args) -> int:
     if run.is_file():  # a genome file
         data = run.read_bytes()
         try:
-            meta = el.genome.info(data)["metadata"] or {}
+            meta = _genome_metadata(el.genome.info(data)["metadata"])
         except ValueError as err:
             raise CLIError(f"{run}: {err}") from None
         task_name = args.task or meta.get("task")
         if not task_name:
             raise CLIError(f"{run} does not name its task: pass --task")
-        hidden = args.hidden or tuple(meta.get("hidden", (32, 32)))
+        hidden = args.hidden if args.hidden is not None else meta.get("hidden", (32, 32))
         task, policy, template = _replay_policy(el, task_name, hidden)
         try:
             params = el.genome.decode(data, template)
@@ -72,13 +73,17 @@ def cmd_replay(args) -> int:
         except json.JSONDecodeError as err:
             raise CLIError(f"{config_path} is not valid JSON: {err}") from None
         task_name = args.task or config.get("task")
-        hidden = args.hidden or tuple(config.get("hidden", (32, 32)))
+        hidden = args.hidden if args.hidden is not None else tuple(config.get("hidden", (32, 32)))
         task, policy, template = _replay_policy(el, task_name, hidden)
         try:
             params = serialization.from_bytes(template, params_path.read_bytes())
-        except Exception as err:  # msgpack / structure mismatch: name the file, no traceback
-            raise CLIError(f"{params_path} is not a parameter file for this policy: {err}") \
-                from None
+            _check_fits(params, template)
+        except Exception as err:  # msgpack / structure / shape mismatch: name the file
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CLIError(f"{params_path} does not fit the policy of "
+                           f"{_describe(task_name, hidden)} "
+                           f"(the run's: {_describe(config.get('task'), config.get('hidden'))}): "
+                           f"{first}") from None
         if config.get("obs_norm"):
             obs_stats = _load_obs_stats(el, run / OBS_STATS_NAME, task)
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.episodes)
@@ -88,6 +93,38 @@ def cmd_replay(args) -> int:
     print(f"{task_name}: mean return {float(returns.mean()):.1f} ± {float(returns.std()):.1f} "
           f"over {args.episodes} episodes")
     return 0
+
+
+def _genome_metadata(meta) -> dict:
+    """A genome's metadata, checked: the CRC guards the bytes, not what a writer put in them."""
+    meta = {} if meta is None else meta
+    if not isinstance(meta, dict):
+        raise ValueError(f"metadata must be a JSON object, got {type(meta).__name__}")
+    if "task" in meta and not isinstance(meta["task"], str):
+        raise ValueError(f"metadata 'task' must be a task name, got {meta['task']!r}")
+    hidden = meta.get("hidden", (32, 32))
+    if not (isinstance(hidden, (list, tuple))
+            and all(type(w) is int and w >= 1 for w in hidden)):
+        raise ValueError(f"metadata 'hidden' must be a list of widths >= 1, got {hidden!r}")
+    if not isinstance(meta.get("obs_norm", False), bool):
+        raise ValueError(f"metadata 'obs_norm' must be true or false, got {meta['obs_norm']!r}")
+    return {**meta, "hidden": tuple(hidden)}
+
+
+def _check_fits(params, template) -> None:
+    """Raise naming the first parameter whose shape differs from the policy's."""
+    import jax
+
+    for (path, got), want in zip(jax.tree_util.tree_flatten_with_path(params)[0],
+                                 jax.tree.leaves(template), strict=True):
+        if got.shape != want.shape:
+            raise ValueError(f"{jax.tree_util.keystr(path)} has shape {got.shape}, the policy "
+                             f"needs {want.shape}")
+
+
+def _describe(task_name, hidden) -> str:
+    widths = ",".join(map(str, hidden)) if hidden else "none"
+    return f"--task {task_name} --hidden {widths}"
 
 
 def _load_obs_stats(el, path: Path, task):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ from evojax_lab.cli._common import (
     STRATEGIES,
     CLIError,
     _block_size,
+    _build,
     _device_options,
     _hidden,
     _nonnegative_float,
@@ -28,6 +31,7 @@ from evojax_lab.cli._common import (
     _positive_float,
     _positive_int,
     _record,
+    _seed,
     _settings,
 )
 from evojax_lab.strategies import registry
@@ -53,7 +57,7 @@ def add_parser(sub) -> None:
                    help="strategy (default: openai_es)")
     t.add_argument("--generations", type=_positive_int,
                    help="number of generations (with --resume: the total to reach)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    t.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     t.add_argument("--pop-size", type=_positive_int, help="population size (even for ES)")
     t.add_argument("--sigma", type=_positive_float, help="perturbation std (ES)")
     t.add_argument("--lr", type=_positive_float, dest="learning_rate",
@@ -69,7 +73,8 @@ def add_parser(sub) -> None:
     t.add_argument("--archive-probability", type=float, metavar="P",
                    help="archive insertion probability per individual (GA-NS)")
     t.add_argument("--episodes", type=_positive_int, help="episodes per member per generation")
-    t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 32,32")
+    t.add_argument("--hidden", type=_hidden,
+                   help="hidden layer widths, e.g. 32,32 (none: a linear policy)")
     t.add_argument("--eval-episodes", type=int, default=10,
                    help="episodes scoring the solution after each generation (default: 10)")
     t.add_argument("--final-episodes", type=_positive_int, default=100,
@@ -150,6 +155,23 @@ def _claim(run_dir: Path, overwrite: bool) -> Path:
         print(f"moved the run in {run_dir} aside to {aside}", file=sys.stderr)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+@contextlib.contextmanager
+def _discarded_unless_started(run_dir: Path | None):
+    """On any failure, remove ``run_dir`` (a fresh run's folder, created by this command) if
+    the run never finished a generation block: no checkpoint and no metrics row; a failed
+    command leaves no folder behind. ``None``: nothing to discard (a resume, a worker)."""
+    try:
+        yield
+    except BaseException:
+        from evojax_lab import storage
+
+        metrics = run_dir / "metrics.jsonl" if run_dir is not None else None
+        if metrics is not None and not (metrics.is_file() and metrics.stat().st_size) and \
+                not storage.has_checkpoint(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _new_default_folder(task: str, strategy: str) -> Path:
@@ -296,95 +318,91 @@ def cmd_train(args) -> int:
     config.update(generations=s["generations"], devices=[str(d) for d in jax.devices()],
                   processes=jax.process_count(),
                   options={name: getattr(args, name) for name in _FILE_OPTIONS})
-    try:
-        task, policy, strategy, trainer = runs.build(config)
-    except (ValueError, TypeError) as err:
-        raise CLIError(str(err)) from None
+    task, policy, strategy, trainer = _build(args, config)
     if not args.resume and lead:  # the folder is claimed once the run is known to build
         run_dir = _claim(run_dir, args.overwrite) if run_dir is not None else \
             _new_default_folder(args.task, args.strategy)
-    checkpoint_dir = run_dir if args.checkpoint_every else None  # every process reads it
-    args.checkpoint_dir = checkpoint_dir if lead else None  # for the hint after Ctrl-C
-    if not lead:  # a worker's outputs go to a scratch folder: process 0 owns the run folder
-        import tempfile
+    with _discarded_unless_started(run_dir if not args.resume and lead else None):
+        checkpoint_dir = run_dir if args.checkpoint_every else None  # every process reads it
+        args.checkpoint_dir = checkpoint_dir if lead else None  # for the hint after Ctrl-C
+        if not lead:  # a worker's outputs go to a scratch folder: process 0 owns the run folder
+            import tempfile
 
-        run_dir = Path(tempfile.mkdtemp(prefix="evojax-lab-worker-"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir = Path(tempfile.mkdtemp(prefix="evojax-lab-worker-"))
+        run_dir.mkdir(parents=True, exist_ok=True)
 
-    def write_config(generation):  # once the run starts: a resume that fails changes nothing
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    if lead:
-        loggers = [checkpoint.JsonlLogger(run_dir / "metrics.jsonl"),
-                   checkpoint.CsvLogger(run_dir / "metrics.csv")]
-        if args.tensorboard:
-            loggers.append(tensorboard(run_dir / "tensorboard"))
+        def write_config(generation):  # once the run starts: a resume that fails changes nothing
+            (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if lead:
+            loggers = [checkpoint.JsonlLogger(run_dir / "metrics.jsonl"),
+                       checkpoint.CsvLogger(run_dir / "metrics.csv")]
+            if args.tensorboard:
+                loggers.append(tensorboard(run_dir / "tensorboard"))
 
-    gens = s["generations"]
-    block = _block_size(gens, args.log_every)
-    every = -(-max(args.checkpoint_every, 1) // block) * block  # a multiple of the block
-    progress = False
-    if not args.no_progress and lead:
-        where = f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
-        progress = f"{args.task} {args.strategy} on {where}"
-    start = time.perf_counter()
-    try:
-        result = storage.run_with_checkpoints(
-            trainer, jax.random.PRNGKey(args.seed), checkpoint_dir, every=every, block=block,
-            resume=bool(args.resume), loggers=loggers, progress=progress,
-            metadata={"task": args.task, "strategy": args.strategy, "seed": args.seed},
-            keep=args.keep, callbacks=[on_start(write_config)],
-            settings=runs.run_settings(config))
-    except checkpoint.CheckpointError as err:
-        raise CLIError(f"{err} (resume needs the settings the checkpoint was written with)") \
-            from None
-    train_seconds = time.perf_counter() - start
+        gens = s["generations"]
+        block = _block_size(gens, args.log_every)
+        every = -(-max(args.checkpoint_every, 1) // block) * block  # a multiple of the block
+        progress = False
+        if not args.no_progress and lead:
+            where = f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
+            progress = f"{args.task} {args.strategy} on {where}"
+        start = time.perf_counter()
+        try:
+            result = storage.run_with_checkpoints(
+                trainer, jax.random.PRNGKey(args.seed), checkpoint_dir, every=every, block=block,
+                resume=bool(args.resume), loggers=loggers, progress=progress,
+                metadata={"task": args.task, "strategy": args.strategy, "seed": args.seed},
+                keep=args.keep, callbacks=[on_start(write_config)],
+                settings=runs.run_settings(config))
+        except checkpoint.CheckpointError as err:
+            raise CLIError(f"{err} (resume needs the settings the checkpoint was written with)") \
+                from None
+        train_seconds = time.perf_counter() - start
 
-    metrics = {k: np.asarray(v) for k, v in result.metrics.items()}  # host history
-    for name in record:
-        np.save(run_dir / f"population_{name}.npy",
-                np.asarray(metrics[el.train.RECORDABLE[name]]), allow_pickle=False)
-    if lead:
-        plot_run(run_dir)
-    solution_host = to_host(result.solution)
-    (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(solution_host))
-    obs_stats = None
-    if result.obs_stats is not None:  # deploy (and score) the solution with the final stats
-        obs_stats = jax.tree.map(np.asarray, to_host(result.obs_stats))
-        (run_dir / OBS_STATS_NAME).write_bytes(serialization.to_bytes(obs_stats))
-    genome_note = ""
-    if args.strategy in GENOME_STRATEGIES:
-        genome = to_host(el.strategies.elite_genome(result.state))
-        num_params = el.tree.num_params(solution_host)
-        data = el.genome.to_bytes(genome, num_params=num_params, metadata={
-            "task": args.task, "strategy": args.strategy, "hidden": list(s["hidden"]),
-            "obs_norm": bool(args.obs_norm)})
-        (run_dir / "elite.genome").write_bytes(data)
-        genome_note = (f" | elite genome {len(data)} B vs {4 * num_params} B of weights "
-                       f"({4 * num_params / len(data):.0f}x smaller)")
+        metrics = {k: np.asarray(v) for k, v in result.metrics.items()}  # host history
+        for name in record:
+            np.save(run_dir / f"population_{name}.npy",
+                    np.asarray(metrics[el.train.RECORDABLE[name]]), allow_pickle=False)
+        if lead:
+            plot_run(run_dir)
+        solution_host = to_host(result.solution)
+        (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(solution_host))
+        obs_stats = None
+        if result.obs_stats is not None:  # deploy (and score) the solution with the final stats
+            obs_stats = jax.tree.map(np.asarray, to_host(result.obs_stats))
+            (run_dir / OBS_STATS_NAME).write_bytes(serialization.to_bytes(obs_stats))
+        genome_note = ""
+        if args.strategy in GENOME_STRATEGIES:
+            genome = to_host(el.strategies.elite_genome(result.state))
+            num_params = el.tree.num_params(solution_host)
+            data = el.genome.to_bytes(genome, num_params=num_params, metadata={
+                "task": args.task, "strategy": args.strategy, "hidden": list(s["hidden"]),
+                "obs_norm": bool(args.obs_norm)})
+            (run_dir / "elite.genome").write_bytes(data)
+            genome_note = (f" | elite genome {len(data)} B vs {4 * num_params} B of weights "
+                           f"({4 * num_params / len(data):.0f}x smaller)")
 
-    final_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 10_000_019)
-    per_episode = jax.jit(
-        lambda k, p, stats: jax.vmap(
-            lambda kk: el.rollout(kk, task, policy, p, obs_norm=stats)[0]
-        )(jax.random.split(k, args.final_episodes))
-    )(final_key, solution_host, obs_stats)
-    returns = np.asarray(per_episode)
-    env_steps = float(np.asarray(metrics["steps"])[-1])
-    summary = {
-        "task": args.task, "strategy": args.strategy, "generations": gens,
-        "final_mean_return": float(returns.mean()), "final_std_return": float(returns.std()),
-        "final_episodes": args.final_episodes, "env_steps": env_steps,
-        "train_seconds": train_seconds, "run_dir": str(run_dir),
-        "resumed": bool(args.resume),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if not lead:  # a worker's scratch folder: process 0 owns the run folder
-        import shutil
-
-        shutil.rmtree(run_dir, ignore_errors=True)
+        final_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 10_000_019)
+        per_episode = jax.jit(
+            lambda k, p, stats: jax.vmap(
+                lambda kk: el.rollout(kk, task, policy, p, obs_norm=stats)[0]
+            )(jax.random.split(k, args.final_episodes))
+        )(final_key, solution_host, obs_stats)
+        returns = np.asarray(per_episode)
+        env_steps = float(np.asarray(metrics["steps"])[-1])
+        summary = {
+            "task": args.task, "strategy": args.strategy, "generations": gens,
+            "final_mean_return": float(returns.mean()), "final_std_return": float(returns.std()),
+            "final_episodes": args.final_episodes, "env_steps": env_steps,
+            "train_seconds": train_seconds, "run_dir": str(run_dir),
+            "resumed": bool(args.resume),
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if not lead:  # a worker's scratch folder: process 0 owns the run folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return 0
+        print(f"{args.task} {args.strategy}: solution mean return {returns.mean():.1f} "
+              f"± {returns.std():.1f} over {args.final_episodes} episodes | {gens} generations, "
+              f"{env_steps:.3g} env steps, {train_seconds:.1f} s"
+              f"{' (resumed)' if args.resume else ''} | run folder {run_dir}{genome_note}")
         return 0
-    print(f"{args.task} {args.strategy}: solution mean return {returns.mean():.1f} "
-          f"± {returns.std():.1f} over {args.final_episodes} episodes | {gens} generations, "
-          f"{env_steps:.3g} env steps, {train_seconds:.1f} s"
-          f"{' (resumed)' if args.resume else ''} | run folder {run_dir}{genome_note}")
-    return 0

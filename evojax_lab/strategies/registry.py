@@ -18,6 +18,7 @@ their strategies here.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -182,7 +183,21 @@ def make(name: str, task=None, **config) -> Strategy:
         chosen["behavior_size"] = int(size)
     elif "behavior_size" in extra:
         raise ValueError(f"{name} takes no behavior_size")
-    return build(chosen, extra)
+    try:
+        return build(chosen, extra)
+    except ValueError as err:
+        raise ValueError(explain(str(err), name, task, given=set(config))) from None
 
 
-__all__ = ["DEFAULTS", "PRESETS", "RUN_SETTINGS", "make", "names", "presets", "settings"]
+def explain(message: str, name: str, task, given) -> str:
+    """``message`` (an error about ``name``'s settings) with the origin of each setting it names
+    that is not in ``given``: a user who never typed ``truncation`` learns that the preset set
+    it."""
+    resolved, preset = settings(name, task), PRESETS.get((_task_name(task), name), {})
+    notes = [f"{s}={resolved[s]!r} comes from the {name} "
+             f"{f'preset for {_task_name(task)}' if s in preset else 'defaults'}"
+             for s in resolved if s not in given and re.search(rf"\b{s}\b", message)]
+    return f"{message} ({'; '.join(notes)}; not given)" if notes else message
+
+
+__all__ = ["DEFAULTS", "PRESETS", "RUN_SETTINGS", "explain", "make", "names", "presets", "settings"]

@@ -22,6 +22,8 @@ continuous ones.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,6 +65,29 @@ def minatar_ram(obs, state) -> jax.Array:
     return jnp.concatenate(parts)
 
 
+#: gymnax environments that download data when built: the folder gymnax caches it in and its
+#: files. evojax_lab never downloads at run time, so these build only once the files are there.
+NEEDS_DOWNLOAD = {
+    "MNISTBandit-bsuite": ("/tmp/mnist", ("train-images-idx3-ubyte.gz",
+                                          "train-labels-idx1-ubyte.gz",
+                                          "t10k-images-idx3-ubyte.gz",
+                                          "t10k-labels-idx1-ubyte.gz")),
+}
+
+
+def missing_download(name: str) -> str | None:
+    """Why gymnax environment ``name`` cannot be built offline, or ``None`` if it can."""
+    if name not in NEEDS_DOWNLOAD:
+        return None
+    folder, files = NEEDS_DOWNLOAD[name]
+    absent = [f for f in files if not os.path.isfile(os.path.join(folder, f))]
+    if not absent:
+        return None
+    return (f"{name} needs a download: gymnax fetches its data set from the internet when the "
+            f"task is built, and evojax_lab does not download at run time; put "
+            f"{', '.join(absent)} in {folder} first")
+
+
 def make_gymnax(name: str, *, max_steps: int | None = None, **env_kwargs) -> Task:
     """Wrap gymnax environment ``name``.
 
@@ -73,6 +98,8 @@ def make_gymnax(name: str, *, max_steps: int | None = None, **env_kwargs) -> Tas
     """
     import gymnax
 
+    if (problem := missing_download(name)) is not None:
+        raise ValueError(problem)
     env, params = gymnax.make(name, **env_kwargs)
     if max_steps is not None:
         if int(max_steps) < 1:
