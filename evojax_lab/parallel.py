@@ -69,6 +69,11 @@ def initialize(coordinator_address: str, num_processes: int, process_id: int,
     ``coordinator_address`` (``host:port`` of process 0) and ``num_processes``, and its own
     ``process_id``, before any other JAX call.
     """
+    host, _, port = str(coordinator_address).rpartition(":")
+    if not (host and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"coordinator_address must be HOST:PORT, got {coordinator_address!r}")
+    if int(num_processes) < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
     if not 0 <= int(process_id) < int(num_processes):
         raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id}")
     if local_device_count:

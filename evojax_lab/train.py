@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -149,8 +150,12 @@ def _check_settings(task, generations, episodes, eval_episodes, chunk_size, reco
         raise ValueError(f"record: unknown field(s) {unknown}; choose from {list(RECORDABLE)}")
     if obs_norm and (isinstance(task, FunctionTask) or not hasattr(task, "observation_shape")):
         raise ValueError("obs_norm needs an environment task with observations")
-    if not float(action_noise) >= 0:
-        raise ValueError(f"action_noise must be >= 0, got {action_noise}")
+    if not (float(action_noise) >= 0 and math.isfinite(float(action_noise))):
+        raise ValueError(f"action_noise must be finite and >= 0, got {action_noise}")
+    kind = getattr(getattr(task, "action_space", None), "kind", None)
+    if action_noise and kind != "continuous":
+        raise ValueError(f"action_noise needs a continuous action space; "
+                         f"{getattr(task, 'name', 'this task')}'s is {kind or 'none'}")
     return record
 
 

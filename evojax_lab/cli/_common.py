@@ -45,7 +45,7 @@ def _hidden(text: str) -> tuple[int, ...]:
     items = [w.strip() for w in text.split(",")]
     if not all(w.isdigit() and int(w) >= 1 for w in items):
         raise argparse.ArgumentTypeError(
-            f"--hidden takes comma-separated widths >= 1 (e.g. 32,32; none for a linear "
+            f"expected comma-separated widths >= 1 (e.g. 32,32; none for a linear "
             f"policy), got {text!r}")
     return tuple(int(w) for w in items)
 
@@ -104,7 +104,7 @@ def _record(text: str) -> tuple[str, ...]:
     unknown = [f for f in fields if f not in RECORD_FIELDS]
     if unknown or not fields:
         raise argparse.ArgumentTypeError(
-            f"--record takes a comma-separated subset of {','.join(RECORD_FIELDS)}, got {text!r}"
+            f"expected a comma-separated subset of {','.join(RECORD_FIELDS)}, got {text!r}"
         )
     return fields
 

@@ -201,6 +201,8 @@ def _resume(args) -> tuple[Path, dict, dict]:
         raise CLIError(f"{names} cannot be given with --resume: the run's settings come from "
                        f"{run_dir / 'config.json'}")
     config_path = run_dir / "config.json"
+    if run_dir.is_file():
+        raise CLIError(f"--resume {run_dir} is a file, not a run folder")
     if not config_path.is_file():
         raise CLIError(f"{config_path} not found: --resume needs a run folder written by "
                        "`evojax-lab train`")
@@ -212,8 +214,12 @@ def _resume(args) -> tuple[Path, dict, dict]:
         args.obs_norm = bool(config.get("obs_norm", False))
         args.action_noise = float(config.get("action_noise", 0.0))
         s = {k: config[k] for k in DEFAULTS[args.strategy]}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise CLIError(f"{config_path} is not a run configuration: {err!r}") from None
+    except json.JSONDecodeError as err:
+        raise CLIError(f"{config_path} is not valid JSON: {err}") from None
+    except KeyError as err:
+        raise CLIError(f"{config_path} is not a run configuration: it lacks {err}") from None
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"{config_path} is not a run configuration: {err}") from None
     s["hidden"] = tuple(s["hidden"])
     if args.generations is not None and args.generations != s["generations"]:
         if args.strategy in _SIZED_BY_GENERATIONS:

@@ -63,6 +63,10 @@ def for_task(task, hidden: Sequence[int] = (32, 32), activation: str = "tanh") -
     continuous head to match the actions. Every other task gets an :class:`MLP` with ``hidden``
     layers.
     """
+    hidden = tuple(hidden)
+    if not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1
+               for w in hidden):
+        raise ValueError(f"hidden must be layer widths >= 1, got {hidden}")
     space = task.action_space
     obs_shape = tuple(getattr(task, "observation_shape", ()))
     if len(obs_shape) == 3 and space.kind in ("discrete", "continuous"):
