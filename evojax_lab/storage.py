@@ -398,7 +398,10 @@ def identity(trainer, extra: dict | None = None) -> dict:
 def _check_identity(path: Path, stored: dict | None, current: dict | None) -> None:
     if stored is None or current is None:
         return  # a checkpoint of 0.1 or a caller that does not say
-    for name in sorted(set(stored) | set(current)):
+    first = ("task", "strategy", "pop_size")  # the most telling difference is named
+    names = sorted(set(stored) | set(current), key=lambda n: (n not in first, first.index(n)
+                                                                if n in first else 0, n))
+    for name in names:
         old, new = stored.get(name), current.get(name)
         if old == new:
             continue

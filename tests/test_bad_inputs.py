@@ -251,6 +251,11 @@ def folders(tmp_path_factory):
                          ("badparams", lambda d: (d / "params.msgpack").write_bytes(b"\x00" * 9))]:
         shutil.copytree(run, base / name)
         damage(base / name)
+    for name, edit in [("editedpop", {"pop_size": 16, "truncation": 2}),
+                       ("editedtask", {"task": "Acrobot-v1"})]:
+        shutil.copytree(run, base / name)  # config.json edited by hand after the run
+        config = json.loads((base / name / "config.json").read_text())
+        (base / name / "config.json").write_text(json.dumps({**config, **edit}))
     genome = el.genome.from_bytes((run / "elite.genome").read_bytes())
     for name, metadata in [("task5", {"task": 5, "hidden": [4]}),
                            ("hiddenabc", {"task": "CartPole-v1", "hidden": "abc"}),
@@ -391,6 +396,10 @@ CLI_CASES = [
      "badconfig/config.json is not valid JSON"),
     ("resume-foreign-config", ["train", "--resume", "{base}/foreignconfig"], 2,
      "foreignconfig/config.json is not a run configuration: it lacks 'task'"),
+    ("resume-edited-pop", ["train", "--no-progress", "--resume", "{base}/editedpop"], 2,
+     "pop_size 8, this run has 16"),
+    ("resume-edited-task", ["train", "--no-progress", "--resume", "{base}/editedtask"], 2,
+     "task 'CartPole-v1', this run has 'Acrobot-v1'"),
     ("config-missing", [*T, "--config", "{base}/none.json"], 2, "none.json not found"),
     ("config-broken", [*T, "--config", "{base}/broken.json"], 2, "not valid JSON"),
     ("config-foreign", [*T, "--config", "{base}/foreign.json"], 2, "not a run configuration"),
