@@ -21,7 +21,7 @@ from evojax_lab.evaluate import evaluate, evaluate_members, rollout
 from evojax_lab.runs import load_run
 from evojax_lab.train import TrainCarry, Trainer, make_train
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Evaluate",

@@ -11,6 +11,7 @@ import sys
 
 from evojax_lab.cli import _common, bench, info, plot, replay, train
 from evojax_lab.cli._common import CLIError, _explicit_options, _Parser, _setup_devices
+from evojax_lab.core.extras import MissingExtra
 
 COMMANDS = {"train": train, "replay": replay, "bench": bench, "plot": plot, "info": info}
 
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
         _setup_devices(args)
         command = COMMANDS[args.command]
         return getattr(command, f"cmd_{args.command}")(args)
-    except CLIError as err:
+    except (CLIError, MissingExtra) as err:  # the user's input, or an extra to install
         message = " ".join(str(err).split())  # one line, whatever the message held
         print(f"evojax-lab {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evojax_lab.core.extras import require
 from evojax_lab.tasks.base import FunctionTask, function
 
 #: Test images in the digits split (20% of 1,797, rounded).
@@ -78,9 +79,8 @@ def load_digits(split_seed: int = 0, test_size: int = DIGITS_TEST_SIZE) -> Datas
     Returns:
         A :class:`Dataset` with 64 features in [0, 1] and 10 classes.
     """
-    from sklearn.datasets import load_digits as _sk_load_digits
-
-    data = _sk_load_digits()
+    datasets = require("sklearn.datasets", "digits", "the digits task")
+    data = datasets.load_digits()
     x = np.asarray(data.data, np.float32) / 16.0
     y = np.asarray(data.target, np.int32)
     test_size = int(test_size)
