@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import nbformat as nbf
+from _install import install_cell
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -145,6 +146,7 @@ cells = [
         "accuracy with ES) needs far more compute than a notebook."
     ),
 ]
+cells.insert(1, install_cell("digits"))  # the first code cell
 nb = nbf.v4.new_notebook(cells=cells, metadata={
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 nbf.write(nb, Path(__file__).with_name("es_vs_sgd.ipynb"))

@@ -22,6 +22,13 @@ def test_committed_notebook_has_outputs_and_figures(path):
     assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs)
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_starts_with_an_install_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert 'find_spec("evojax_lab") is None' in first.source and "pip" in first.source
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path):
