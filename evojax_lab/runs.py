@@ -46,11 +46,11 @@ CONFIG_VERSION = 1
 def strategy_settings(config: dict) -> dict:
     """The strategy's settings of a run config (``hidden`` as a tuple)."""
     name = config["strategy"]
-    registry.settings(name)  # an unknown strategy raises, naming the registered ones
-    missing = [k for k in registry.DEFAULTS[name] if k not in config]
+    known = registry.defaults(name)  # an unknown strategy raises, naming the registered ones
+    missing = [k for k in known if k not in config]
     if missing:
         raise ValueError(f"the run config lacks {name}'s setting(s) {', '.join(missing)}")
-    settings = {k: config[k] for k in registry.DEFAULTS[name]}
+    settings = {k: config[k] for k in known}
     hidden = settings["hidden"]
     if not (isinstance(hidden, (list, tuple)) and all(_is_int(w) and w >= 1 for w in hidden)):
         raise ValueError(f"run config field 'hidden' must be a list of widths >= 1, got "

@@ -1,9 +1,7 @@
 """Writes notebooks/deep_ga_minatar.ipynb; `python notebooks/execute.py` then runs it in place."""
 
-from pathlib import Path
-
 import nbformat as nbf
-from _install import install_cell
+from _notebook import write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -151,7 +149,4 @@ cells = [
         "plt.show()"
     ),
 ]
-cells.insert(1, install_cell())  # the first code cell
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-nbf.write(nb, Path(__file__).with_name("deep_ga_minatar.ipynb"))
+write(cells, "deep_ga_minatar.ipynb")

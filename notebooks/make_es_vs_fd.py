@@ -1,9 +1,7 @@
 """Writes notebooks/es_vs_fd.ipynb; `python notebooks/execute.py` then runs it in place."""
 
-from pathlib import Path
-
 import nbformat as nbf
-from _install import install_cell
+from _notebook import write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -138,7 +136,4 @@ cells = [
         "plt.show()"
     ),
 ]
-cells.insert(1, install_cell())  # the first code cell
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-nbf.write(nb, Path(__file__).with_name("es_vs_fd.ipynb"))
+write(cells, "es_vs_fd.ipynb")

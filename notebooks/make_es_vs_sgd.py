@@ -1,9 +1,7 @@
 """Writes notebooks/es_vs_sgd.ipynb; `python notebooks/execute.py` then runs it in place."""
 
-from pathlib import Path
-
 import nbformat as nbf
-from _install import install_cell
+from _notebook import write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -146,7 +144,4 @@ cells = [
         "accuracy with ES) needs far more compute than a notebook."
     ),
 ]
-cells.insert(1, install_cell("digits"))  # the first code cell
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-nbf.write(nb, Path(__file__).with_name("es_vs_sgd.ipynb"))
+write(cells, "es_vs_sgd.ipynb", "digits")

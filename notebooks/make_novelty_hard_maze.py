@@ -1,9 +1,7 @@
 """Writes notebooks/novelty_hard_maze.ipynb; `python notebooks/execute.py` then runs it in place."""
 
-from pathlib import Path
-
 import nbformat as nbf
-from _install import install_cell
+from _notebook import write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -131,7 +129,4 @@ cells = [
         "(or `deep_ga`, `ns_es`, `nsr_es`, `nsra_es`)."
     ),
 ]
-cells.insert(1, install_cell())  # the first code cell
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-nbf.write(nb, Path(__file__).with_name("novelty_hard_maze.ipynb"))
+write(cells, "novelty_hard_maze.ipynb")

@@ -1,9 +1,7 @@
 """Writes notebooks/safe_mutations.ipynb; `python notebooks/execute.py` then runs it in place."""
 
-from pathlib import Path
-
 import nbformat as nbf
-from _install import install_cell
+from _notebook import write
 
 cells = [
     nbf.v4.new_markdown_cell(
@@ -304,7 +302,4 @@ cells = [
         "ranking of the operators."
     ),
 ]
-cells.insert(1, install_cell())  # the first code cell
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-nbf.write(nb, Path(__file__).with_name("safe_mutations.ipynb"))
+write(cells, "safe_mutations.ipynb")

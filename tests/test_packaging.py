@@ -1,7 +1,6 @@
 """The package as installed: license, typing marker, version, dependency bounds, optional
 extras that name themselves when missing, and a core import that loads none of them."""
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import evojax_lab as el
+from evojax_lab import cli
 from evojax_lab.core import extras
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
@@ -51,12 +51,12 @@ def test_importing_the_package_loads_no_optional_dependency():
 
 @pytest.fixture
 def without(monkeypatch):
-    """Make packages look uninstalled (``find_spec`` returns None for them)."""
-    real = importlib.util.find_spec
-
+    """Make packages look uninstalled (importing them fails as a missing module does)."""
     def hide(*names):
-        monkeypatch.setattr(importlib.util, "find_spec",
-                            lambda name, *a: None if name in names else real(name, *a))
+        for name in names:
+            for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                monkeypatch.delitem(sys.modules, loaded)
+            monkeypatch.setitem(sys.modules, name, None)
     return hide
 
 
@@ -64,3 +64,16 @@ def test_a_missing_extra_is_named(without):
     without("sklearn")
     with pytest.raises(extras.MissingExtra, match=r"pip install 'evojax_lab\[digits\]'"):
         el.tasks.make("digits", apply_fn=lambda params, x: x)
+
+
+@pytest.mark.parametrize("argv, extra", [
+    (["--task", "brax/inverted_pendulum"], "brax"),
+    (["--strategy", "evosax:CMA_ES"], "evosax"),
+])
+def test_the_cli_names_a_missing_extra_in_one_line(argv, extra, without, tmp_path, capsys):
+    without(extra)
+    code = cli.main(["train", *argv, "--no-progress", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{extra} is not installed" in err and f"pip install 'evojax_lab[{extra}]'" in err
+    assert not (tmp_path / "r").exists()

@@ -99,6 +99,28 @@ _positive_float = _finite(zero_allowed=False)
 _nonnegative_float = _finite(zero_allowed=True)
 
 
+def _strategy(text: str) -> str:
+    """argparse type: a registered strategy or ``evosax:<Algorithm>``. The algorithm is looked
+    up later (:func:`_settings`): importing evosax starts JAX's backend, which must wait for
+    the device options."""
+    if text in STRATEGIES:
+        return text
+    if registry.is_evosax(text):
+        if not text[len(registry.EVOSAX_PREFIX):].isidentifier():
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {text!r} (evosax:<Algorithm> names an evosax algorithm "
+                f"class, e.g. {registry.EVOSAX_PREFIX}CMA_ES)")
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from {', '.join(STRATEGIES)}, or "
+        f"{registry.EVOSAX_PREFIX}<Algorithm> for an evosax algorithm, e.g. "
+        f"{registry.EVOSAX_PREFIX}CMA_ES)")
+
+
+STRATEGY_HELP = ("strategy: " + ", ".join(STRATEGIES) + ", or evosax:<Algorithm> (any evosax "
+                 "algorithm, e.g. evosax:CMA_ES; pip install 'evojax_lab[evosax]')")
+
+
 def _record(text: str) -> tuple[str, ...]:
     fields = tuple(f for f in text.replace(" ", "").split(",") if f)
     unknown = [f for f in fields if f not in RECORD_FIELDS]
@@ -154,7 +176,10 @@ def _setup_devices(args) -> None:
 
 
 def _settings(args) -> dict:
-    settings = registry.settings(args.strategy, args.task)
+    try:
+        settings = registry.settings(args.strategy, args.task)
+    except (ValueError, ImportError) as err:  # an evosax:<Algorithm> evosax does not have
+        raise CLIError(f"--strategy {args.strategy}: {err}") from None
     for name in _OPTION_NAMES:
         value = getattr(args, name, None)  # bench has only some of train's options
         if value is not None:
@@ -169,9 +194,10 @@ def _build(args, config: dict):
     from (a preset, the defaults), unless they all come from a config file."""
     try:
         return runs.build(config)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, ImportError) as err:  # ImportError: evosax:<Algorithm>
         message = str(err)
-        if not (getattr(args, "config", None) or getattr(args, "resume", None)):
+        if not (isinstance(err, ImportError) or getattr(args, "config", None)
+                or getattr(args, "resume", None)):
             message = registry.explain(message, args.strategy, args.task,
                                        getattr(args, "explicit", set()))
         raise CLIError(message) from None

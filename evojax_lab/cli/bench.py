@@ -6,13 +6,14 @@ import json
 import time
 
 from evojax_lab.cli._common import (
-    STRATEGIES,
+    STRATEGY_HELP,
     _build,
     _device_options,
     _hidden,
     _positive_int,
     _seed,
     _settings,
+    _strategy,
 )
 
 
@@ -27,8 +28,8 @@ def add_parser(sub) -> None:
         "comparisons with other libraries are the scripts in benchmarks/.",
     )
     b.add_argument("--task", default="CartPole-v1", help="task name (default: CartPole-v1)")
-    b.add_argument("--strategy", default="openai_es", choices=STRATEGIES,
-                   help="strategy (default: openai_es)")
+    b.add_argument("--strategy", default="openai_es", type=_strategy, metavar="STRATEGY",
+                   help=f"{STRATEGY_HELP} (default: openai_es)")
     b.add_argument("--generations", type=_positive_int, default=10,
                    help="generations per timed call (default: 10)")
     b.add_argument("--reps", type=_positive_int, default=3,

@@ -20,7 +20,7 @@ from evojax_lab.cli._common import (
     DEFAULTS,
     GENOME_STRATEGIES,
     OBS_STATS_NAME,
-    STRATEGIES,
+    STRATEGY_HELP,
     CLIError,
     _block_size,
     _build,
@@ -33,6 +33,7 @@ from evojax_lab.cli._common import (
     _record,
     _seed,
     _settings,
+    _strategy,
 )
 from evojax_lab.strategies import registry
 
@@ -53,8 +54,8 @@ def add_parser(sub) -> None:
         "uninterrupted run would.",
     )
     t.add_argument("--task", default="CartPole-v1", help="task name (default: CartPole-v1)")
-    t.add_argument("--strategy", default="openai_es", choices=STRATEGIES,
-                   help="strategy (default: openai_es)")
+    t.add_argument("--strategy", default="openai_es", type=_strategy, metavar="STRATEGY",
+                   help=f"{STRATEGY_HELP} (default: openai_es)")
     t.add_argument("--generations", type=_positive_int,
                    help="number of generations (with --resume: the total to reach)")
     t.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
@@ -178,7 +179,7 @@ def _new_default_folder(task: str, strategy: str) -> Path:
     """``runs/<task>_<strategy>_<time>``, created exclusively (``-2``, ``-3``, ... when a run
     started in the same second already has the name)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"{task}_{strategy}_{stamp}"
+    base = Path("runs") / f"{task}_{strategy.replace(':', '-')}_{stamp}"
     base.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
@@ -213,7 +214,9 @@ def _resume(args) -> tuple[Path, dict, dict]:
         args.record = tuple(config.get("record", ()))
         args.obs_norm = bool(config.get("obs_norm", False))
         args.action_noise = float(config.get("action_noise", 0.0))
-        s = {k: config[k] for k in DEFAULTS[args.strategy]}
+        s = {k: config[k] for k in registry.defaults(args.strategy)}
+    except ImportError as err:
+        raise CLIError(f"{config_path}: {err}") from None
     except json.JSONDecodeError as err:
         raise CLIError(f"{config_path} is not valid JSON: {err}") from None
     except KeyError as err:
@@ -246,7 +249,7 @@ def _from_config(args) -> dict:
                        f"{args.config}")
     try:
         config = runs.RunConfig.load(args.config)
-    except ValueError as err:
+    except (ValueError, ImportError) as err:  # ImportError: evosax:<Algorithm> without evosax
         raise CLIError(str(err)) from None
     args.task, args.strategy, args.seed = config.task, config.strategy, config.seed
     args.eval_episodes, args.chunk_size = config.eval_episodes, config.chunk_size

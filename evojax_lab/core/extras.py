@@ -4,7 +4,6 @@ names the extra to install when the package is missing."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from types import ModuleType
 
 
@@ -18,7 +17,10 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     ``feature`` needs ``pip install 'evojax_lab[extra]'``. (An installed package whose own
     imports fail raises its own error.)"""
     package = module.split(".")[0]
-    if importlib.util.find_spec(package) is None:
-        raise MissingExtra(f"{feature} needs {package}, which is not installed: "
-                           f"pip install 'evojax_lab[{extra}]'")
-    return importlib.import_module(module)
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != package and not str(err.name).startswith(package + "."):
+            raise
+        raise MissingExtra(f"{package} is not installed (needed by {feature}): "
+                           f"pip install 'evojax_lab[{extra}]'") from None

@@ -13,6 +13,12 @@ length takes its capacity from ``generations`` (the Deep GA and GA-NS genomes ho
 capacity is given. Any other keyword of the factory (``noise=``, ``chunk_size=``,
 ``mutation=``, ...) passes through ``config``. The CLI, the benchmarks and the notebooks build
 their strategies here.
+
+Besides the registered names, ``"evosax:<Algorithm>"`` names any evosax algorithm
+(``"evosax:CMA_ES"``; :func:`~evojax_lab.strategies.from_evosax`, needs
+``pip install 'evojax_lab[evosax]'``): its settings are :data:`EVOSAX_DEFAULTS` (``sigma``
+only where the algorithm has an initial std to set, ``None``: evosax's default), and any other
+keyword goes to the evosax constructor. :func:`defaults` gives the defaults of either kind.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evojax_lab.core.types import Strategy
+from evojax_lab.strategies import evosax_adapter
 from evojax_lab.strategies.deep_ga import deep_ga, random_search
 from evojax_lab.strategies.ga_ns import ga_ns
 from evojax_lab.strategies.novelty_es import ns_es, nsr_es, nsra_es
@@ -103,20 +110,52 @@ _BUILDERS: dict[str, tuple[Callable, Callable]] = {
 }
 # Settings the builders set from other names (``agents`` -> ``num_agents``).
 _RENAMED = {"num_agents": "agents"}
+#: The prefix of a strategy name that wraps an evosax algorithm: ``"evosax:CMA_ES"``.
+EVOSAX_PREFIX = "evosax:"
+#: Default settings of an ``evosax:<Algorithm>`` strategy (``sigma`` only where it applies).
+EVOSAX_DEFAULTS: dict[str, Any] = dict(pop_size=64, sigma=None, generations=100, episodes=1,
+                                       hidden=(32, 32))
 
 
 def names() -> tuple[str, ...]:
-    """The registered strategy names."""
+    """The registered strategy names (``evosax:<Algorithm>`` names are not listed)."""
     return tuple(DEFAULTS)
+
+
+def is_evosax(name) -> bool:
+    """Whether ``name`` has the form ``evosax:<Algorithm>``."""
+    return isinstance(name, str) and name.startswith(EVOSAX_PREFIX)
 
 
 def _task_name(task) -> str | None:
     return task if task is None or isinstance(task, str) else getattr(task, "name", None)
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """Raise unless ``name`` is a registered strategy or ``evosax:<Algorithm>`` of an evosax
+    algorithm (``ValueError``; ``MissingExtra`` naming the extra when evosax is missing)."""
+    if is_evosax(name):
+        evosax_adapter.algorithm_class(name[len(EVOSAX_PREFIX):])  # raises, naming a few
+        return
     if name not in DEFAULTS:
-        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(names())}")
+        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(names())}, or "
+                         f"{EVOSAX_PREFIX}<Algorithm> (an evosax algorithm, e.g. "
+                         f"{EVOSAX_PREFIX}CMA_ES)")
+
+
+def defaults(name: str) -> dict[str, Any]:
+    """The default settings of strategy ``name``: ``DEFAULTS[name]`` for a registered one; for
+    ``evosax:<Algorithm>`` :data:`EVOSAX_DEFAULTS`, without ``sigma`` when the algorithm has
+    no initial std (no ``std_init`` parameter, no ``std_schedule``) and is not
+    population-based."""
+    check_name(name)
+    if not is_evosax(name):
+        return dict(DEFAULTS[name])
+    cls = evosax_adapter.algorithm_class(name[len(EVOSAX_PREFIX):])
+    out = dict(EVOSAX_DEFAULTS)
+    if not evosax_adapter.takes_sigma(cls):
+        del out["sigma"]
+    return out
 
 
 def settings(name: str, task=None, **overrides) -> dict[str, Any]:
@@ -128,8 +167,7 @@ def settings(name: str, task=None, **overrides) -> dict[str, Any]:
         overrides: settings that replace the resolved ones; each must be one of the strategy's
             settings (an unknown one raises).
     """
-    _check_name(name)
-    out = dict(DEFAULTS[name])
+    out = defaults(name)
     out.update(PRESETS.get((_task_name(task), name), {}))
     unknown = sorted(set(overrides) - set(out))
     if unknown:
@@ -161,7 +199,9 @@ def make(name: str, task=None, **config) -> Strategy:
         ValueError: an unknown name, setting or factory keyword, or a novelty strategy without
             a behavior size.
     """
-    _check_name(name)
+    check_name(name)
+    if is_evosax(name):
+        return _make_evosax(name, task, config)
     build, factory = _BUILDERS[name]
     defaults = settings(name, task)
     extra = {k: v for k, v in config.items() if k not in defaults}
@@ -189,6 +229,25 @@ def make(name: str, task=None, **config) -> Strategy:
         raise ValueError(explain(str(err), name, task, given=set(config))) from None
 
 
+def _make_evosax(name: str, task, config: dict) -> Strategy:
+    """``make`` for ``evosax:<Algorithm>``: its settings, then the evosax constructor's
+    keywords (and ``init_std``) from ``config``."""
+    cls = evosax_adapter.algorithm_class(name[len(EVOSAX_PREFIX):])
+    known = settings(name, task)
+    chosen = settings(name, task, **{k: v for k, v in config.items() if k in known})
+    extra = {k: v for k, v in config.items() if k not in known}
+    accepted = {*evosax_adapter.constructor_keywords(cls), "init_std"}
+    unknown = sorted(k for k in extra if k not in accepted)
+    if unknown:
+        raise ValueError(f"{name} has no setting or keyword {', '.join(unknown)}; settings: "
+                         f"{', '.join(known)}; keywords: {', '.join(sorted(accepted))}")
+    try:
+        return evosax_adapter.from_evosax(cls, chosen["pop_size"], sigma=chosen.get("sigma"),
+                                          **extra)
+    except ValueError as err:
+        raise ValueError(explain(str(err), name, task, given=set(config))) from None
+
+
 def explain(message: str, name: str, task, given) -> str:
     """``message`` (an error about ``name``'s settings) with the origin of each setting it names
     that is not in ``given``: a user who never typed ``truncation`` learns that the preset set
@@ -200,4 +259,6 @@ def explain(message: str, name: str, task, given) -> str:
     return f"{message} ({'; '.join(notes)}; not given)" if notes else message
 
 
-__all__ = ["DEFAULTS", "PRESETS", "RUN_SETTINGS", "explain", "make", "names", "presets", "settings"]
+__all__ = ["DEFAULTS", "EVOSAX_DEFAULTS", "EVOSAX_PREFIX", "PRESETS", "RUN_SETTINGS",
+           "check_name", "defaults", "explain", "is_evosax", "make", "names", "presets",
+           "settings"]

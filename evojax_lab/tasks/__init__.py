@@ -1,9 +1,15 @@
-"""Tasks: one small protocol (:class:`Task`) and a registry behind :func:`make`."""
+"""Tasks: one small protocol (:class:`Task`) and a registry behind :func:`make`.
+
+Bring your own environment: :func:`from_gymnax` (a gymnax instance and its parameters, the
+parameters as data), :func:`from_brax` (a brax instance), or a :class:`Task` written by hand
+(``docs/tasks.md``).
+"""
 
 from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 from collections.abc import Callable
 
 from evojax_lab.tasks.base import (
@@ -13,9 +19,15 @@ from evojax_lab.tasks.base import (
     flat_observation_behavior,
     function,
 )
-from evojax_lab.tasks.brax_tasks import BRAX_ENVS, ant_trap, humanoid_trap, make_brax
+from evojax_lab.tasks.brax_tasks import (
+    BRAX_ENVS,
+    ant_trap,
+    from_brax,
+    humanoid_trap,
+    make_brax,
+)
 from evojax_lab.tasks.breadcrumb import breadcrumb_hard_maze
-from evojax_lab.tasks.gymnax_tasks import gymnax_names, make_gymnax
+from evojax_lab.tasks.gymnax_tasks import from_gymnax, gymnax_names, make_gymnax
 from evojax_lab.tasks.hard_maze import hard_maze, image_hard_maze
 from evojax_lab.tasks.landscapes import (
     Landscape,
@@ -57,6 +69,10 @@ def make(name: str, **kw) -> Task:
     if not isinstance(name, str):
         raise TypeError(f"task name must be a str, got {type(name).__name__}")
     if name in _REGISTRY:
+        try:  # a missing or unknown argument is the caller's, named as such
+            inspect.signature(_REGISTRY[name]).bind(**kw)
+        except TypeError as err:
+            raise ValueError(f"task {name!r}: {err} (el.tasks.make({name!r}, ...))") from None
         return _REGISTRY[name](**kw)
     if name in gymnax_names():
         return make_gymnax(name, **kw)
@@ -101,6 +117,8 @@ __all__ = [
     "ant_trap",
     "breadcrumb_hard_maze",
     "flat_observation_behavior",
+    "from_brax",
+    "from_gymnax",
     "function",
     "hard_maze",
     "humanoid_trap",

@@ -1,7 +1,8 @@
 """Adapter for brax environments (``el.tasks.make("brax/<env>", backend=...)``) and the
 deceptive U-traps of the novelty-search paper (``brax/humanoid_trap``, ``brax/ant_trap``).
 
-brax is imported lazily (inside :func:`make_brax`): importing evojax_lab stays light.
+brax is imported lazily (inside :func:`make_brax` and :func:`from_brax`, which wraps any brax
+environment instance): importing evojax_lab stays light.
 
 Episodes: ``reset`` calls the environment's ``reset`` and ``step`` its ``step`` (brax envs do not
 auto-reset unless wrapped, and we never wrap them). The task's ``done`` is brax's termination
@@ -40,7 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evojax_lab.tasks.base import ActionSpace, Task
+from evojax_lab.core.extras import require
+from evojax_lab.tasks.base import ActionSpace, Task, flat_observation_behavior
 
 #: brax 0.14's environments (``brax.envs.get_environment`` names), registered as
 #: ``"brax/<name>"``.
@@ -59,7 +61,7 @@ BRAX_ENVS = (
     "walker2d",
 )
 BACKENDS = ("spring", "positional", "generalized", "mjx")
-BEHAVIORS = ("torso", "com")
+BEHAVIORS = ("torso", "com", "observation")
 #: The trap tasks added on top of brax's environments.
 TRAPS = ("ant_trap", "humanoid_trap")
 
@@ -151,7 +153,7 @@ def make_brax_env(name: str, *, backend: str = "spring", **env_kwargs):
     """The brax environment object behind task ``name`` (walls included for the traps), e.g.
     to render a trajectory or to start from chosen positions (``env.pipeline_init(q, qd)``)."""
     _check_backend(backend)
-    from brax import envs
+    envs = require("brax.envs", "brax", "the brax tasks")
 
     if name in TRAPS:
         base, asset, walls = {
@@ -192,14 +194,16 @@ def make_brax(name: str, *, backend: str = "spring", max_steps: int = 1000,
         backend: brax physics pipeline: ``"spring"`` (default, cheapest on CPU),
             ``"positional"``, ``"generalized"`` or ``"mjx"``.
         max_steps: episode cutoff (brax's usual episode length is 1,000).
-        behavior: ``"torso"`` (final ``(x, y)`` of the root body) or ``"com"`` (of the centre
-            of mass); default ``"com"`` for the humanoids, ``"torso"`` otherwise.
+        behavior: ``"torso"`` (final ``(x, y)`` of the root body), ``"com"`` (of the centre
+            of mass) or ``"observation"`` (the final observation); default ``"com"`` for the
+            humanoids, ``"torso"`` otherwise.
         **env_kwargs: passed to ``brax.envs.get_environment`` (e.g. ``healthy_z_range``,
             ``terminate_when_unhealthy``).
 
     Returns:
         A :class:`~evojax_lab.tasks.Task` with a continuous action space (the actuators'
-        control ranges), observation shape ``(obs_size,)`` and behavior size 2.
+        control ranges), observation shape ``(obs_size,)`` and behavior size 2 (the
+        observation size with ``behavior="observation"``); built by :func:`from_brax`.
     """
     _check_backend(backend)
     if int(max_steps) < 1:
@@ -210,20 +214,91 @@ def make_brax(name: str, *, backend: str = "spring", max_steps: int = 1000,
     if behavior not in BEHAVIORS:
         raise ValueError(f"behavior must be one of {list(BEHAVIORS)}, got {behavior!r}")
     env = make_brax_env(name, backend=backend, **env_kwargs)
-    return task_from_env(env, f"brax/{name}", max_steps=max_steps, behavior=behavior)
+    return from_brax(env, max_steps=max_steps, name=f"brax/{name}", behavior=behavior)
 
 
 def task_from_env(env, name: str, *, max_steps: int = 1000, behavior: str = "torso") -> Task:
-    """Wrap an existing brax environment object (see :func:`make_brax` for the semantics)."""
+    """``from_brax(env, max_steps=max_steps, name=name, behavior=behavior)`` (the older name)."""
+    return from_brax(env, max_steps=max_steps, name=name, behavior=behavior)
+
+
+def _check_brax_env(env) -> None:
+    """Refuse what is not a brax environment, and brax's wrappers that reset inside ``step``
+    or add a batch axis."""
+    base = require("brax.envs.base", "brax", "from_brax")
+    training = require("brax.envs.wrappers.training", "brax", "from_brax")
+
+    if not isinstance(env, base.Env):
+        raise TypeError(f"env must be a brax environment (brax.envs.Env), got "
+                        f"{type(env).__name__}")
+    refused = (training.AutoResetWrapper, training.VmapWrapper,
+               training.DomainRandomizationVmapWrapper)
+    inner = env
+    while isinstance(inner, base.Wrapper):
+        if isinstance(inner, refused):
+            raise TypeError(
+                f"env: brax's {type(inner).__name__} is not supported (a task never "
+                f"auto-resets and steps one episode; the rollout batches); pass the "
+                f"environment it wraps"
+            )
+        inner = inner.env
+
+
+def from_brax(env, *, max_steps: int | None = None, name: str | None = None,
+              behavior: str | None = None) -> Task:
+    """A task from a brax environment instance: one of brax's
+    (``brax.envs.get_environment("hopper", backend="generalized")``) or your own
+    ``brax.envs.Env`` subclass.
+
+    ``reset(key)`` calls ``env.reset(key)``; ``step`` calls ``env.step(state, action)`` (brax
+    dynamics are deterministic: the step key is unused). ``done`` is the environment's own
+    ``state.done``, the cutoff, or a non-finite observation or reward (a physics blow-up; its
+    reward counts as 0). Wrappers that auto-reset or batch (``AutoResetWrapper``,
+    ``VmapWrapper``, ``DomainRandomizationVmapWrapper``) are refused; ``EpisodeWrapper`` works
+    (its episode length then ends episodes through ``state.done``).
+
+    Static information is read from the environment object when the task is built: the
+    observation shape (from ``jax.eval_shape`` of ``env.reset``: observations must be one
+    array, not a dict), the action size ``env.action_size`` and the bounds: the actuators'
+    control ranges when ``env.sys`` has them (unlimited actuators and environments without a
+    system: ``[-1, 1]``). An environment's parameters live in its object (``env.sys``), so a
+    task is built once per environment object.
+
+    Args:
+        env: a ``brax.envs.Env``.
+        max_steps: episode cutoff; default 1,000 (brax's usual episode length).
+        name: the task's name; default the environment's class name.
+        behavior: the behavior descriptor of a final state: ``"torso"`` (``(x, y)`` of link 0),
+            ``"com"`` (of the centre of mass; needs ``env.sys``) or ``"observation"`` (the final
+            observation, flattened). Default: ``"torso"`` when the environment's state has link
+            positions (``state.pipeline_state.x.pos``), else ``"observation"``.
+
+    Raises:
+        TypeError: ``env`` is not a brax environment, or is wrapped by a refused wrapper.
+        ValueError: a bad ``max_steps`` or ``behavior``, or dict observations.
+    """
+    _check_brax_env(env)
+    max_steps = 1000 if max_steps is None else max_steps
     if int(max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     max_steps = int(max_steps)
+    name = type(env.unwrapped).__name__ if name is None else str(name)
+    shapes = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+    if not isinstance(shapes.obs, jax.ShapeDtypeStruct):
+        raise ValueError(f"{name}'s observations are a {type(shapes.obs).__name__}; a task "
+                         "needs one array per observation")
+    obs_shape = tuple(shapes.obs.shape)
+    has_links = getattr(getattr(shapes.pipeline_state, "x", None), "pos", None) is not None
+    if behavior is None:
+        behavior = "torso" if has_links else "observation"
     if behavior not in BEHAVIORS:
         raise ValueError(f"behavior must be one of {list(BEHAVIORS)}, got {behavior!r}")
-    sys = getattr(env, "sys", None)  # brax's "fast" test env has no system
+    sys = getattr(env, "sys", None)  # brax's "fast" test env and custom envs may have none
     if behavior == "com" and sys is None:
         raise ValueError(f"behavior='com' needs a brax system; {name} has none")
-    obs_shape = tuple(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs.shape)
+    if behavior in ("torso", "com") and not has_links:
+        raise ValueError(f"behavior={behavior!r} needs link positions "
+                         f"(state.pipeline_state.x.pos); {name}'s state has none")
     action_size = int(env.action_size)
     low, high = -np.ones(action_size, np.float32), np.ones(action_size, np.float32)
     ctrl_range = getattr(getattr(sys, "actuator", None), "ctrl_range", None)
@@ -254,10 +329,15 @@ def task_from_env(env, name: str, *, max_steps: int = 1000, behavior: str = "tor
         def describe(obs, state):
             del obs
             return torso_xy(state.env_state.pipeline_state)
-    else:
+        behavior_size = 2
+    elif behavior == "com":
         def describe(obs, state):
             del obs
             return com_xy(sys, state.env_state.pipeline_state)
+        behavior_size = 2
+    else:
+        describe = flat_observation_behavior
+        behavior_size = int(np.prod(obs_shape))
 
     return Task(
         name=name,
@@ -267,7 +347,7 @@ def task_from_env(env, name: str, *, max_steps: int = 1000, behavior: str = "tor
         observation_shape=obs_shape,
         action_space=ActionSpace("continuous", shape=(action_size,), low=low, high=high),
         max_steps=max_steps,
-        behavior_size=2,
+        behavior_size=behavior_size,
     )
 
 
