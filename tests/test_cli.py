@@ -11,6 +11,24 @@ from flax import serialization
 from evojax_lab import cli
 
 
+def _rescore(run_dir) -> float:
+    """The final score of a run folder recomputed from its files: the parameters in
+    params.msgpack played for ``final_episodes`` episodes with the key the CLI documents for it
+    (``fold_in(PRNGKey(seed), 10_000_019)``, split per episode). A summary that scores other
+    parameters, or a made-up number, disagrees."""
+    import jax
+
+    import evojax_lab as el
+
+    run = el.load_run(run_dir)
+    params = serialization.from_bytes(run.solution, (run_dir / "params.msgpack").read_bytes())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(run.config["seed"]),
+                                               10_000_019), summary["final_episodes"])
+    returns = [float(el.rollout(k, run.task, run.policy, params)[0]) for k in keys]
+    return float(np.mean(returns))
+
+
 def _run(*args):
     return subprocess.run(
         [sys.executable, "-m", "evojax_lab.cli", *args], capture_output=True, text=True,
@@ -43,7 +61,7 @@ def test_train_writes_run_folder(run_dir, capsys):
     assert (run_dir / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["final_episodes"] == 10
-    assert 1 <= summary["final_mean_return"] <= 500
+    assert summary["final_mean_return"] == pytest.approx(_rescore(run_dir), rel=1e-6)
 
 
 def test_params_are_msgpack_not_pickle(run_dir):
@@ -180,7 +198,9 @@ def test_novelty_strategies_train_on_the_hard_maze(strategy, tmp_path, capsys):
     assert len(rows) == 2
     assert rows[-1]["archive_size"] >= 1 and rows[-1]["mean_novelty"] >= 0
     summary = json.loads((path / "summary.json").read_text())
-    assert summary["final_mean_return"] <= 0  # minus the final distance to the goal
+    # minus the final distance to the goal, of the parameters the run saved
+    assert summary["final_mean_return"] == pytest.approx(_rescore(path), rel=1e-5)
+    assert summary["final_mean_return"] < 0
     if strategy == "ga_ns":
         assert (path / "elite.genome").is_file()
         assert "elite genome" in capsys.readouterr().out

@@ -254,5 +254,7 @@ def test_safe_ga_learns_recurrent_parity():
                             params=template)
     result = trainer(jax.random.key(0))
     best = np.asarray(result.metrics["best_fitness"])
-    assert best[0] > -0.8  # starts near -ln 2
+    # Starts at the guess (no member of the first generation clears the bar: a GA that did not
+    # learn would fail), ends well above it.
+    assert -0.8 < best[0] < -0.6, best[0]
     assert best[-1] > -0.45, best[-1]

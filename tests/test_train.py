@@ -71,6 +71,10 @@ def test_metrics_shapes_and_consistency(result):
     # CartPole pays 1 per step, so a member's fitness is its episode length (<= MAX_STEPS) ...
     assert np.all((m["best_fitness"] >= 1) & (m["best_fitness"] <= MAX_STEPS))
     assert np.all((m["solution_fitness"] >= 1) & (m["solution_fitness"] <= MAX_STEPS))
+    # one episode per member: a whole number of steps; the solution's mean of 2 episodes: a
+    # multiple of 1/2 (a discounted, rescaled or per-step-averaged return is neither)
+    np.testing.assert_array_equal(m["best_fitness"], np.round(m["best_fitness"]))
+    np.testing.assert_array_equal(2 * m["solution_fitness"], np.round(2 * m["solution_fitness"]))
     # ... and the cumulative step count grows by POP * mean episode length each generation.
     increments = np.diff(np.concatenate([[0.0], m["steps"]]))
     np.testing.assert_allclose(increments, POP * m["mean_fitness"], rtol=1e-6)
