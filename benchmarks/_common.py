@@ -310,6 +310,45 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def frozen_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> dict:
+    """The held-out protocol's ``--config FILE``: a committed JSON object of this script's option
+    values (hyperparameters frozen before the run, and the held-out ``first_seed``/``seeds``),
+    applied as the parser's defaults; options given on the command line beside it are refused
+    (a frozen setting cannot change quietly). Returns ``{"path", "commit"}`` (empty without
+    ``--config``). Refuses a file that is not committed as it is (``git status``)."""
+    known, _ = parser.parse_known_args(argv)
+    if not getattr(known, "config", None):
+        return {}
+    path = Path(known.config)
+    values = json.loads(path.read_text())
+    dests = {a.dest for a in parser._actions}
+    unknown = sorted(set(values) - dests)
+    if unknown:
+        raise SystemExit(f"{path}: not options of this script: {', '.join(unknown)}")
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")
+             and a.split("=")[0] not in ("--config", "--no-save", "--results")]
+    if given:
+        raise SystemExit(f"{path} freezes the settings: {' '.join(given)} cannot be given with it")
+    state = subprocess.run(["git", "status", "--porcelain", "--", str(path)], cwd=HERE,
+                           capture_output=True, text=True).stdout.strip()
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(path)], cwd=HERE,
+                             capture_output=True).returncode == 0
+    if state or not tracked:
+        raise SystemExit(f"{path} must be committed as it is before a held-out run (frozen)")
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(path)], cwd=HERE,
+                            capture_output=True, text=True).stdout.strip()
+    parser.set_defaults(**values)
+    return {"path": str(path), "commit": commit}
+
+
+def fisher_one_sided(a_wins: int, a_runs: int, b_wins: int, b_runs: int) -> float:
+    """One-sided Fisher exact test p-value that arm A succeeds more often than arm B."""
+    from scipy import stats
+
+    table = [[a_wins, a_runs - a_wins], [b_wins, b_runs - b_wins]]
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
+
+
 def started() -> dict:
     """Snapshot taken when a benchmark starts (date, load)."""
     return {"date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),

@@ -145,7 +145,11 @@ def main() -> None:
     parser = C.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", choices=METHODS,
                         default=["es", "ns_es", "nsr_es", "ga", "ga_ns"])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first_seed, first_seed + 1, ... (held-out runs: 100)")
+    parser.add_argument("--config", help="a committed JSON file of frozen settings (the held-out "
+                        "protocol: benchmarks/configs/); no other option may be given with it")
     parser.add_argument("--evaluations", type=int, default=100_000,
                         help="episodes per run, the same for every method (default 100,000)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
@@ -161,15 +165,17 @@ def main() -> None:
     parser.add_argument("--ga-truncation", type=int, default=20)
     parser.add_argument("--archive-probability", type=float, default=0.05)
     parser.add_argument("--picture", type=Path, default=C.HERE / "hard_maze.png")
+    frozen = C.frozen_config(parser)
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.evaluations = 1, 4_000
     start = C.started()
     tmp = Path(tempfile.mkdtemp(prefix="hard-maze-"))
-    rows, pictures = [], {}
+    rows, pictures, successes = [], {}, {}
     for m in args.methods:
         print(f"{LABELS[m]} ...", flush=True)
-        cfg = {"method": m, "seeds": list(range(args.seeds)), "evaluations": args.evaluations,
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        cfg = {"method": m, "seeds": seeds, "evaluations": args.evaluations,
                "hidden": args.hidden, "es_pop": args.es_pop, "es_sigma": args.es_sigma,
                "es_lr": args.es_lr, "es_init": args.es_init, "agents": args.agents,
                "ga_pop": args.ga_pop,
@@ -184,6 +190,7 @@ def main() -> None:
         for r in runs:
             print(f"  seed {r['seed']}: {'reached the goal' if r['success'] else 'trapped'}, "
                   f"best final distance {r['best_distance']:.1f}", flush=True)
+        successes[m] = (len(wins), len(runs))
         rows.append([
             LABELS[m], f"{len(wins)}/{len(runs)}",
             ", ".join(f"{x:,.0f}" for x in to_goal) or "-",
@@ -201,7 +208,10 @@ def main() -> None:
     settings = {
         "task": "hard_maze (400 steps, fitness = -final distance to the goal)",
         "success": f"an evaluated individual ends within {SUCCESS_DISTANCE:g} of the goal",
-        "seeds": args.seeds, "episodes per run": f"{args.evaluations:,} for every method",
+        "seeds": f"{args.first_seed}-{args.first_seed + args.seeds - 1}",
+        "frozen config": (f"{frozen['path']} (committed at {frozen['commit']}, before this run)"
+                          if frozen else "none (settings from the command line)"),
+        "episodes per run": f"{args.evaluations:,} for every method",
         "policy": f"MLP 11-{'-'.join(map(str, args.hidden))}-2 tanh; init: GA family the "
                   f"Deep GA's reference one, ES family {args.es_init}",
         "ES family": f"P = {args.es_pop}, sigma = {args.es_sigma}, Adam lr {args.es_lr}, "
@@ -214,6 +224,12 @@ def main() -> None:
     }
     notes = [f"Picture: [{args.picture.name}]({args.picture.name}) — final positions of every "
              "individual evaluated in the first seed's run of each method, on the maze."]
+    for novelty, fitness in (("ga_ns", "ga"), ("ns_es", "es"), ("nsr_es", "es")):
+        if novelty in successes and fitness in successes:
+            p = C.fisher_one_sided(*successes[novelty], *successes[fitness])
+            notes.append(f"{LABELS[novelty]} {successes[novelty][0]}/{successes[novelty][1]} vs "
+                         f"{LABELS[fitness]} {successes[fitness][0]}/{successes[fitness][1]}: "
+                         f"one-sided Fisher exact p = {p:.3g}")
     C.save_section(args, TITLE, start, settings, table, (), notes)
 
 
