@@ -321,6 +321,7 @@ def frozen_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = 
         return {}
     path = Path(known.config)
     values = json.loads(path.read_text())
+    where = str(path.resolve())  # git runs in benchmarks/
     dests = {a.dest for a in parser._actions}
     unknown = sorted(set(values) - dests)
     if unknown:
@@ -329,13 +330,13 @@ def frozen_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None = 
              and a.split("=")[0] not in ("--config", "--no-save", "--results")]
     if given:
         raise SystemExit(f"{path} freezes the settings: {' '.join(given)} cannot be given with it")
-    state = subprocess.run(["git", "status", "--porcelain", "--", str(path)], cwd=HERE,
+    state = subprocess.run(["git", "status", "--porcelain", "--", where], cwd=HERE,
                            capture_output=True, text=True).stdout.strip()
-    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(path)], cwd=HERE,
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", where], cwd=HERE,
                              capture_output=True).returncode == 0
     if state or not tracked:
         raise SystemExit(f"{path} must be committed as it is before a held-out run (frozen)")
-    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(path)], cwd=HERE,
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", where], cwd=HERE,
                             capture_output=True, text=True).stdout.strip()
     parser.set_defaults(**values)
     return {"path": str(path), "commit": commit}
