@@ -195,6 +195,9 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None,
                         help="plot file (default: benchmarks/minatar.png for a saved full run; "
                              "none for --quick or --no-save unless given)")
+    parser.add_argument("--config", help="a committed JSON file of frozen settings (the held-out "
+                        "protocol: benchmarks/configs/); no other option may be given with it")
+    frozen = C.frozen_config(parser)
     args = parser.parse_args()
     if args.quick:
         args.games, args.seeds, args.frames, args.pop_size = "Breakout-MinAtar", 2, 4_000, 16
@@ -268,8 +271,14 @@ def main() -> None:
                      f"{'ahead' if beats else 'NOT ahead'} on the mean; seeds where the GA "
                      f"beats every random-search seed: {sum(g > max(rs) for g in ga)}/{len(ga)}; "
                      f"mean score over all checkpoints {ga_auc:.2f} vs {rs_auc:.2f}.")
+        if len(ga) > 1 and len(rs) > 1:
+            low, high = C.bootstrap_mean_difference(ga, rs)
+            notes.append(f"{game}: final score, Deep GA minus random search: 95% bootstrap "
+                         f"interval [{low:.2f}, {high:.2f}] over {len(ga)} vs {len(rs)} seeds.")
     settings = {
-        "games": ", ".join(games), "seeds": args.seeds,
+        "games": ", ".join(games), "seeds": f"{seeds[0]}-{seeds[-1]}",
+        "frozen config": (f"{frozen['path']} (committed at {frozen['commit']}, before this run)"
+                          if frozen else "none (settings from the command line)"),
         "frame budget per run": f"{args.frames:,.0f} env steps (validation included; a run "
                                 "stops at the first generation reaching it)",
         "population (all methods)": args.pop_size, "episodes per member": 1,
