@@ -56,3 +56,13 @@ def test_a_frozen_setting_cannot_be_given_or_edited(common, tmp_path):
     with pytest.raises(SystemExit, match="not options of this script: methods"):
         common.frozen_config(_parser([n for n in names if n != "methods"]),
                              ["--config", str(CONFIG)])
+
+
+def test_bootstrap_interval_of_a_mean_difference(common):
+    # constant arms: every resample has the same means, the interval is the difference itself
+    assert common.bootstrap_mean_difference([5.0, 5.0, 5.0], [3.0, 3.0]) == (2.0, 2.0)
+    low, high = common.bootstrap_mean_difference([4.0, 6.0, 5.0, 7.0, 3.0], [3.0] * 5)
+    assert low < 2.0 < high  # contains the observed difference
+    assert 0.0 <= low and high <= 4.0  # a resampled mean of the first arm lies in [3, 7]
+    assert common.bootstrap_mean_difference([4.0, 6.0], [3.0, 3.0]) == \
+        common.bootstrap_mean_difference([4.0, 6.0], [3.0, 3.0])  # fixed seed: reproducible
