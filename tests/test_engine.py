@@ -1,7 +1,9 @@
 """The Strategy protocol as a whole (docs/design.md).
 
-1. The combination matrix: every strategy with every mutation it accepts, on a function task,
-   CartPole-v1 (discrete actions) and the Hard Maze (continuous), two generations through
+1. The combination matrix: every strategy (two evosax algorithms wrapped by from_evosax among
+   them) with every mutation it accepts, on a function task, CartPole-v1 (discrete actions), the
+   Hard Maze (continuous) and a gymnax instance with other parameters (from_gymnax), two
+   generations through
    make_train on the 2 host devices of the conftest: finite metrics, and the step budget is the
    population's steps plus the steps of the extra evaluations tell reports.
 2. Every strategy once on a brax task, and 1 vs 2 devices bit for bit.
@@ -23,12 +25,21 @@ import evojax_lab as el
 from evojax_lab.train import TELL_KEY
 
 STRATEGIES = ("openai_es", "deep_ga", "random_search", "ns_es", "nsr_es", "nsra_es", "ga_ns")
+# evosax algorithms wrapped by el.strategies.from_evosax: a distribution-based one and a
+# population-based one (the test extra installs evosax). They join the matrix and the protocol
+# checks; not the 1-vs-2-device bit-for-bit test (evosax's ask/tell run replicated, and XLA
+# compiles their float32 arithmetic differently in the sharded program: ~1e-5 apart, stated in
+# evojax_lab/strategies/evosax_adapter.py) nor the hand-written loop (tests/test_evosax.py
+# compares them with evosax's own loop, to a stated tolerance).
+EVOSAX = ("evosax:CMA_ES", "evosax:SimpleGA")
 MUTATIONS = ("gaussian", "sum", "abs", "so", "r")
-# The ES family perturbs with its own Gaussian noise and random search mutates nothing: they
-# accept only the default. The GAs accept every mutation.
-ACCEPTS = {name: ("gaussian",) for name in STRATEGIES} | {"deep_ga": MUTATIONS,
-                                                            "ga_ns": MUTATIONS}
-TASKS = ("function", "CartPole-v1", "hard_maze")
+# The ES family perturbs with its own Gaussian noise, random search mutates nothing and evosax
+# algorithms draw their own members: they accept only the default. The GAs accept every mutation.
+ACCEPTS = {name: ("gaussian",) for name in (*STRATEGIES, *EVOSAX)} | {"deep_ga": MUTATIONS,
+                                                                      "ga_ns": MUTATIONS}
+# "gymnax_instance": a gymnax environment instance with other parameters, through
+# el.tasks.from_gymnax (CartPole with a pole twice as long).
+TASKS = ("function", "CartPole-v1", "hard_maze", "gymnax_instance")
 P = 4
 GENS = 2
 K = 4  # experiences per parent for the safe mutations
@@ -50,6 +61,11 @@ def task_of(kind):
         return el.tasks.function(supervised, behavior_size=2)
     if kind == "brax":
         return el.tasks.make("brax/inverted_pendulum", max_steps=5)
+    if kind == "gymnax_instance":
+        import gymnax
+
+        env, env_params = gymnax.make("CartPole-v1")
+        return el.tasks.from_gymnax(env, env_params.replace(length=1.0), max_steps=8)
     return el.tasks.make(kind, max_steps=8)
 
 
@@ -73,6 +89,8 @@ def mutation_of(kind, name):
 
 def strategy_of(name, mutation, behavior_size):
     novelty = dict(behavior_size=behavior_size, k=2)
+    if name in EVOSAX:
+        return el.strategies.from_evosax(name.split(":")[1], P, sigma=0.1)
     if name == "openai_es":
         return el.strategies.openai_es(P, 0.1)
     if name == "deep_ga":
@@ -116,7 +134,7 @@ def check_finite_and_budget(result):
     np.testing.assert_array_equal(m["generation"], np.arange(1, GENS + 1))
 
 
-MATRIX = [(s, m, t) for s in STRATEGIES for m in ACCEPTS[s] for t in TASKS]
+MATRIX = [(s, m, t) for s in (*STRATEGIES, *EVOSAX) for m in ACCEPTS[s] for t in TASKS]
 
 
 @pytest.mark.parametrize("name,mutation,kind", MATRIX)
@@ -193,6 +211,8 @@ def loop_strategy(name):
     if name == "ga_ns":
         return el.strategies.ga_ns(6, 0.1, 3, behavior_size=2, k=2, archive_probability=0.5,
                                    archive_capacity=32)
+    if name in EVOSAX:
+        return el.strategies.from_evosax(name.split(":")[1], 6, sigma=0.1)
     return getattr(el.strategies, name)(6, 0.1, behavior_size=2, num_agents=3, k=2,
                                         archive_capacity=16, patience=1)
 
@@ -270,7 +290,7 @@ def test_evosax_style_ga_keeps_the_members_actually_asked():
                  strategy.solution(state))
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("name", (*STRATEGIES, *EVOSAX))
 def test_tell_refuses_a_state_that_did_not_come_from_ask(name):
     strategy = loop_strategy(name)
     state = strategy.init(jax.random.PRNGKey(0), TEMPLATE)

@@ -217,11 +217,6 @@ def make_brax(name: str, *, backend: str = "spring", max_steps: int = 1000,
     return from_brax(env, max_steps=max_steps, name=f"brax/{name}", behavior=behavior)
 
 
-def task_from_env(env, name: str, *, max_steps: int = 1000, behavior: str = "torso") -> Task:
-    """``from_brax(env, max_steps=max_steps, name=name, behavior=behavior)`` (the older name)."""
-    return from_brax(env, max_steps=max_steps, name=name, behavior=behavior)
-
-
 def _check_brax_env(env) -> None:
     """Refuse what is not a brax environment, and brax's wrappers that reset inside ``step``
     or add a batch axis."""
