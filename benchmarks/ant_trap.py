@@ -50,8 +50,9 @@ def build(method, args):
 def run_method(method, args):
     """All seeds of one method in one vmapped program (one compilation); per seed, the final
     positions of every evaluated ant and of the run's solution (the ES mean, the novelty
-    variants' fittest agent) played once more after training with the run's observation
-    statistics, plus the novelty agents' last evaluated positions."""
+    variants' fittest agent) deployed after training on ``--deploy-episodes`` fresh episodes
+    with the run's observation statistics, plus the novelty agents' last evaluated positions.
+    The solution escaped when its mean final x over those episodes is past ``ESCAPE_X``."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -66,10 +67,10 @@ def run_method(method, args):
 
     def run(key):
         result = trainer(key)
-        _, _, solution_xy = el.rollout(
-            jax.random.fold_in(key, 1), task, policy, result.solution,
-            obs_norm=result.obs_stats)
-        agents_xy = getattr(result.state, "behaviors", solution_xy[None])
+        deploy_keys = jax.random.split(jax.random.fold_in(key, 1), args.deploy_episodes)
+        _, _, solution_xy = jax.vmap(lambda k: el.rollout(
+            k, task, policy, result.solution, obs_norm=result.obs_stats))(deploy_keys)
+        agents_xy = getattr(result.state, "behaviors", solution_xy[:1])
         return result.metrics, solution_xy, agents_xy
 
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -93,14 +94,17 @@ def run_method(method, args):
             "best_xy": xy.reshape(-1, 2)[np.nanargmax(final_x.reshape(-1))].tolist(),
             "final_mean_x": float(np.nanmean(last[:, 0])),
             "solution_fitness": float(metrics["solution_fitness"][i][-1]),
-            "solution_xy": solution_xy[i].tolist(),
-            "solution_escaped": bool(solution_xy[i][0] > ESCAPE_X),
+            "solution_xy": solution_xy[i].mean(axis=0).tolist(),
+            "solution_episodes_past": int((solution_xy[i][:, 0] > ESCAPE_X).sum()),
+            "solution_escaped": bool(solution_xy[i][:, 0].mean() > ESCAPE_X),
             "agents_xy": agents_xy[i].tolist(),
             "xy": xy.reshape(-1, 2).tolist() if i == 0 else None,
         })
         r = out[-1]
         print(f"{method} seed {seed}: {gens} gens, best x {best:.2f}, solution ends at "
-              f"({r['solution_xy'][0]:.2f}, {r['solution_xy'][1]:.2f}), escaped (any ant) "
+              f"({r['solution_xy'][0]:.2f}, {r['solution_xy'][1]:.2f}) on average, "
+              f"{r['solution_episodes_past']}/{args.deploy_episodes} episodes past x = "
+              f"{ESCAPE_X}, escaped (any ant) "
               f"{r['escaped_any']}, solution escaped {r['solution_escaped']}", flush=True)
     print(f"{method}: {len(seeds)} seeds in {wall / 60:.1f} min (one vmapped program)",
           flush=True)
@@ -175,10 +179,18 @@ def main():
     parser.add_argument("--load", type=Path, nargs="+", default=None,
                         help="run nothing: build the table and picture from --out-json files "
                              "(settings are taken from the command line: pass the same ones)")
+    parser.add_argument("--deploy-episodes", type=int, default=10,
+                        help="fresh episodes the trained solution is played on; it escaped "
+                             f"when its mean final x is past {ESCAPE_X}")
+    parser.add_argument("--config", help="a committed JSON file of frozen settings (the held-out "
+                        "protocol: benchmarks/configs/); no other option may be given with it")
+    frozen = C.frozen_config(parser)
     args = parser.parse_args()
+    args.png = Path(args.png)  # a frozen config gives strings
+    args.out_json = Path(args.out_json) if args.out_json else None
     if args.quick:
         args.seeds, args.episodes, args.pop, args.max_steps, args.agents = 1, 24, 4, 20, 2
-        args.hidden = [4]
+        args.hidden, args.deploy_episodes = [4], 2
     start = C.started()
     runs_started = {}
     if args.load:
@@ -209,6 +221,7 @@ def main():
              if all("solution_escaped" in r for r in runs) else "-"),
             ", ".join(f"({r['solution_xy'][0]:.2f}, {r['solution_xy'][1]:.2f})"
                       if "solution_xy" in r else "-" for r in runs),
+            ", ".join(str(r.get("solution_episodes_past", "-")) for r in runs),
             ", ".join(f"{r['last_gen_best_x']:.2f}" if "last_gen_best_x" in r else "-"
                       for r in runs),
             ", ".join(f"({r['best_xy'][0]:.2f}, {r['best_xy'][1]:.2f})" if "best_xy" in r
@@ -218,7 +231,8 @@ def main():
         ])
     table = C.markdown_table(
         ["method", "generations", f"escaped (an ant ended at x > {ESCAPE_X})",
-         "solution escaped", "solution's final (x, y) per seed",
+         "solution escaped (mean final x)", "solution's mean final (x, y) per seed",
+         f"solution's episodes past x = {ESCAPE_X} per seed",
          "best final x in the last generation per seed",
          "best final x per seed (with y where recorded)", "last-gen mean final x per seed",
          "minutes per seed"],
@@ -229,11 +243,21 @@ def main():
              f"{ESCAPE_X} only an ant that went around the U ends. Picture: "
              f"{args.png.name} (seed 0 of each method).",
              "The solution is the run's deployed policy after training (the ES mean; the "
-             "novelty variants' agent with the best last evaluation), played once more with "
-             "the run's observation statistics; it ends past the wall only if that agent is "
-             "one that went around.",
+             "novelty variants' agent with the best last evaluation), played on "
+             f"{args.deploy_episodes} fresh episodes with the run's observation statistics; it "
+             f"escaped when its mean final x over them is past {ESCAPE_X}.",
              "Minutes per seed: a method's wall time over its seeds (one vmapped program, "
              "compilation included) divided by the number of seeds."]
+    if "es" in results:
+        base = results["es"]
+        for m in ("nsr_es", "nsra_es"):
+            if m in results and all("solution_escaped" in r for r in results[m] + base):
+                wins = sum(r["solution_escaped"] for r in results[m])
+                es_wins = sum(r["solution_escaped"] for r in base)
+                p = C.fisher_one_sided(wins, len(results[m]), es_wins, len(base))
+                notes.append(f"{LABELS[m]} vs OpenAI-ES, solution escaped: {wins}/"
+                             f"{len(results[m])} vs {es_wins}/{len(base)} (one-sided Fisher "
+                             f"exact p = {p:.3g}).")
     if args.load:
         notes.append("Assembled with --load from runs made by separate invocations (the date "
                      "and duration above are the assembly's); each method's runs started at: "
@@ -244,7 +268,11 @@ def main():
         {"episodes per seed": args.episodes, "P": args.pop, "agents (NS)": args.agents,
          "NSRA patience": args.patience, "sigma": args.sigma, "Adam lr": args.lr,
          "MLP": "-".join(map(str, args.hidden)) + " tanh", "max_steps": args.max_steps,
-         "backend": args.backend, "obs norm": "on", "seeds": args.seeds},
+         "backend": args.backend, "obs norm": "on",
+         "seeds": f"{args.seeds} ({args.first_seed}-{args.first_seed + args.seeds - 1})",
+         "deployed solution": f"{args.deploy_episodes} episodes",
+         "frozen config": (f"{frozen['path']} (committed at {frozen['commit']}, before this "
+                           "run)" if frozen else "none (command line)")},
         table, (), notes)
 
 

@@ -156,7 +156,11 @@ def main() -> None:
     parser.add_argument("--plain-sigma", type=float, default=0.1, help="sigma of plain")
     parser.add_argument("--experiences", type=int, default=100)
     parser.add_argument("--picture", type=Path, default=C.HERE / "safe_mutations.png")
+    parser.add_argument("--config", help="a committed JSON file of frozen settings (the held-out "
+                        "protocol: benchmarks/configs/); no other option may be given with it")
+    frozen = C.frozen_config(parser)
     args = parser.parse_args()
+    args.picture = Path(args.picture)  # a frozen config gives a string
     if args.quick:
         args.seeds, args.generations, args.parity_generations, args.pop = 1, 3, 3, 16
         args.truncation = 4
@@ -211,8 +215,21 @@ def main() -> None:
         "parity": "Recurrent(rnn, 2 x 15 tanh) -> 2 logits at the last step, fitness -NLL; "
                   "solved = final elite 100% accurate",
         "seeds": f"{args.seeds} ({args.first_seed} to {args.first_seed + args.seeds - 1})",
+        "frozen config": (f"{frozen['path']} (committed at {frozen['commit']}, before this run)"
+                          if frozen else "none (command line)"),
     }
     notes = [f"Picture: [{args.picture.name}]({args.picture.name})."]
+    for title, runs_of in curves.items():
+        if "plain" not in runs_of:
+            continue
+        plain = sum(r["success"] for r in runs_of["plain"])
+        for kind, runs in runs_of.items():
+            if kind != "plain":
+                wins = sum(r["success"] for r in runs)
+                p = C.fisher_one_sided(wins, len(runs), plain, len(runs_of["plain"]))
+                notes.append(f"{title}: {LABELS[kind]} {wins}/{len(runs)} vs plain {plain}/"
+                             f"{len(runs_of['plain'])} solved (one-sided Fisher exact p = "
+                             f"{p:.3g}).")
     C.save_section(args, TITLE, start, settings, table, (), notes)
 
 
