@@ -508,6 +508,27 @@ def test_a_runtime_fault_is_one_line_exit_1_and_leaves_no_folder(tmp_path, monke
     assert not (tmp_path / "new").exists()
 
 
+def test_a_runtime_fault_after_overwrite_puts_the_old_run_back(tmp_path, monkeypatch, capsys):
+    """--overwrite moves the old run aside; when the new run fails before its first block the
+    old run goes back in its place, unchanged, and no ``.replaced-<n>`` folder is left."""
+    def fault(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: out of memory")
+
+    monkeypatch.setattr(storage, "run_with_checkpoints", fault)
+    old = tmp_path / "run"
+    (old / "sub").mkdir(parents=True)
+    (old / "config.json").write_text('{"task": "CartPole-v1"}\n')
+    (old / "sub" / "metrics.jsonl").write_text('{"generation": 1}\n')
+    before = _hashes(old)
+    argv = ["train", "--no-progress", "--pop-size", "8", "--hidden", "4", "--generations", "1",
+            "--run-dir", str(old), "--overwrite"]
+    assert _cli(argv) == 1
+    err = capsys.readouterr().err
+    assert f"moved the run in {tmp_path / 'run.replaced-1'} back to {old}" in err
+    assert _hashes(old) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
 def test_run_files_are_written_with_the_umask_mode(folders):
     """Checkpoint steps, metrics segments and logs get the mode every other file of the run
     gets (0644 under umask 022), not the private 0600 of a temporary file."""

@@ -140,9 +140,10 @@ def _keep_saved_options(args, config: dict) -> None:
             setattr(args, name, saved[name])
 
 
-def _claim(run_dir: Path, overwrite: bool) -> Path:
+def _claim(run_dir: Path, overwrite: bool) -> tuple[Path, Path | None]:
     """Create the folder of a fresh run; a folder holding a run is refused, or with
-    ``overwrite`` moved aside to ``<name>.replaced-<n>`` (never deleted)."""
+    ``overwrite`` moved aside to ``<name>.replaced-<n>`` (never deleted). Returns the folder and
+    where the old run went (``None``: there was none)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise CLIError(f"--run-dir {run_dir} is a file, not a folder")
     if run_dir.is_dir() and any(run_dir.iterdir()):
@@ -154,15 +155,18 @@ def _claim(run_dir: Path, overwrite: bool) -> Path:
             n += 1
         run_dir.rename(aside)
         print(f"moved the run in {run_dir} aside to {aside}", file=sys.stderr)
+        run_dir.mkdir(parents=True)
+        return run_dir, aside
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return run_dir, None
 
 
 @contextlib.contextmanager
-def _discarded_unless_started(run_dir: Path | None):
+def _discarded_unless_started(run_dir: Path | None, moved_aside: Path | None = None):
     """On any failure, remove ``run_dir`` (a fresh run's folder, created by this command) if
-    the run never finished a generation block: no checkpoint and no metrics row; a failed
-    command leaves no folder behind. ``None``: nothing to discard (a resume, a worker)."""
+    the run never finished a generation block: no checkpoint and no metrics row; the run that
+    ``--overwrite`` moved aside (``moved_aside``) goes back in its place. A failed command
+    leaves the folders as it found them. ``None``: nothing to discard (a resume, a worker)."""
     try:
         yield
     except BaseException:
@@ -172,6 +176,9 @@ def _discarded_unless_started(run_dir: Path | None):
         if metrics is not None and not (metrics.is_file() and metrics.stat().st_size) and \
                 not storage.has_checkpoint(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
+            if moved_aside is not None and not run_dir.exists():
+                moved_aside.rename(run_dir)
+                print(f"moved the run in {moved_aside} back to {run_dir}", file=sys.stderr)
         raise
 
 
@@ -328,10 +335,11 @@ def cmd_train(args) -> int:
                   processes=jax.process_count(),
                   options={name: getattr(args, name) for name in _FILE_OPTIONS})
     task, policy, strategy, trainer = _build(args, config)
+    moved_aside = None
     if not args.resume and lead:  # the folder is claimed once the run is known to build
-        run_dir = _claim(run_dir, args.overwrite) if run_dir is not None else \
-            _new_default_folder(args.task, args.strategy)
-    with _discarded_unless_started(run_dir if not args.resume and lead else None):
+        run_dir, moved_aside = _claim(run_dir, args.overwrite) if run_dir is not None else \
+            (_new_default_folder(args.task, args.strategy), None)
+    with _discarded_unless_started(run_dir if not args.resume and lead else None, moved_aside):
         checkpoint_dir = run_dir if args.checkpoint_every else None  # every process reads it
         args.checkpoint_dir = checkpoint_dir if lead else None  # for the hint after Ctrl-C
         if not lead:  # a worker's outputs go to a scratch folder: process 0 owns the run folder
