@@ -129,7 +129,7 @@ def wandb_history(directory):
 
 
 def test_wandb_logger_offline_writes_a_step_per_generation(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")  # in the test extra: runs in CI
+    wandb = pytest.importorskip("wandb")  # in the test extra: runs in CI
     for name_, value in (("WANDB_SILENT", "true"), ("WANDB_DISABLE_GIT", "true"),
                          ("WANDB_CONFIG_DIR", tmp_path / "config"),
                          ("WANDB_CACHE_DIR", tmp_path / "cache"),
@@ -138,6 +138,9 @@ def test_wandb_logger_offline_writes_a_step_per_generation(tmp_path, monkeypatch
     logger = el.loggers.WandbLogger("evojax-lab-test", directory=tmp_path, mode="offline",
                                     config={"task": "CartPole-v1", "pop_size": 8})
     log_rows(logger)
+    # finish() can return before W&B's service process has written the file out (seen under
+    # load): the service exits at teardown, so the file is whole after it.
+    wandb.teardown()
     rows, config = wandb_history(tmp_path)
     assert rows == [
         {"_step": 1, "best_fitness": 2.0, "mean_fitness": -1.5, "steps": 100},
