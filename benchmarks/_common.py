@@ -469,6 +469,42 @@ def novelty_es_generations(episodes: int, pop_size: int, agents: int) -> int:
 CARTPOLE_HIDDEN = (32, 32)
 
 
+def train_to_frames(trainer, carry, marks: Sequence[float], measure: Callable[[int, object], dict],
+                    keep: Callable[[dict], dict]) -> dict:
+    """Train one generation at a time (``trainer.run(carry, 1)``, compiled once by the caller)
+    until the trainer's frame count (its ``steps`` metric) has passed every mark of ``marks``.
+
+    ``keep(metrics)`` turns a generation's metrics (NumPy values of its last row) into the dict
+    kept for it; at the first generation past a mark, ``measure(k, carry)`` (``k``: the mark's
+    index) measures the solution and gives a dict, recorded for every mark that generation
+    passed, with ``mark``, ``frames`` and ``generation``. Returns ``{"carry", "generations",
+    "checkpoints", "train_s", "eval_s"}``; the times exclude each other.
+    """
+    import jax
+    import numpy as np
+
+    train_s = eval_s = 0.0
+    gens, checkpoints, k = [], [], 0
+    while k < len(marks):
+        t0 = time.perf_counter()
+        carry, metrics = trainer.run(carry, 1)
+        metrics = jax.tree.map(lambda v: np.asarray(v)[-1], metrics)
+        train_s += time.perf_counter() - t0  # np.asarray above waited for the result
+        gens.append(keep(metrics))
+        frames = float(metrics["steps"])
+        if frames < marks[k]:
+            continue
+        t0 = time.perf_counter()
+        point = measure(k, carry)
+        eval_s += time.perf_counter() - t0
+        while k < len(marks) and frames >= marks[k]:  # one generation may pass several marks
+            checkpoints.append({"mark": marks[k], "frames": frames, "generation": len(gens),
+                                **point})
+            k += 1
+    return {"carry": carry, "generations": gens, "checkpoints": checkpoints,
+            "train_s": train_s, "eval_s": eval_s}
+
+
 def evosax_gymnax_problem(env_name: str, cutoff: int, module=None):
     """evosax's ``GymnaxProblem`` as every benchmark compares against it: one rollout per
     member, no observation normalization, gymnax's own episode cutoff set to ``cutoff``.

@@ -65,7 +65,6 @@ def _strategy(el, cfg: dict):
 
 def worker(cfg: dict) -> None:
     import jax
-    import numpy as np
 
     import evojax_lab as el
 
@@ -92,28 +91,17 @@ def worker(cfg: dict) -> None:
     for seed in cfg["seeds"]:
         carry = trainer.init(jax.random.PRNGKey(seed))
         jax.block_until_ready(carry)
-        train_s = eval_s = 0.0
-        gens, checkpoints, k = [], [], 0
-        while k < len(marks):
-            t0 = time.perf_counter()
-            carry, metrics = trainer.run(carry, 1)
-            metrics = {name: float(np.asarray(v)[-1]) for name, v in metrics.items()}
-            train_s += time.perf_counter() - t0  # float() above waited for the result
-            gens.append({name: metrics[name] for name in
-                         ("steps", "best_fitness", "mean_fitness", "elite_fitness")
-                         if name in metrics})
-            if metrics["steps"] < marks[k]:
-                continue
-            t0 = time.perf_counter()
-            value = float(score(eval_keys[k], strategy.solution(carry.state)))
-            eval_s += time.perf_counter() - t0
-            while k < len(marks) and metrics["steps"] >= marks[k]:  # one generation may pass
-                checkpoints.append({"mark": marks[k], "frames": metrics["steps"],
-                                    "generation": len(gens), "score": value})
-                k += 1
+        run = C.train_to_frames(
+            trainer, carry, marks,
+            measure=lambda k, carry: {"score": float(score(eval_keys[k],
+                                                           strategy.solution(carry.state)))},
+            keep=lambda metrics: {name: float(metrics[name]) for name in
+                                  ("steps", "best_fitness", "mean_fitness", "elite_fitness")
+                                  if name in metrics})
+        gens, checkpoints = run["generations"], run["checkpoints"]
         print(f"  seed {seed}: {len(gens)} generations, {gens[-1]['steps']:,.0f} frames, "
-              f"final score {checkpoints[-1]['score']:.2f}, {train_s:.1f} s", flush=True)
-        runs.append({"seed": seed, "train_s": train_s, "eval_s": eval_s,
+              f"final score {checkpoints[-1]['score']:.2f}, {run['train_s']:.1f} s", flush=True)
+        runs.append({"seed": seed, "train_s": run["train_s"], "eval_s": run["eval_s"],
                      "checkpoints": checkpoints, "generations": gens})
     C.report({"game": cfg["game"], "method": cfg["method"], "devices": devices,
               "num_params": el.tree.num_params(trainer.initial_params(jax.random.PRNGKey(0))),

@@ -137,36 +137,27 @@ def worker(cfg: dict) -> None:
     jax.block_until_ready(measure(eval_keys[0], strategy.solution(warm.state)))
     compile_s = time.perf_counter() - start
 
+    def measure_point(k, carry):
+        returns, refills = map(np.asarray, measure(eval_keys[k], strategy.solution(carry.state)))
+        return {"score": float(returns.mean()), "refills": float(refills.mean()),
+                "refill_episodes": float((refills >= 1).mean())}
+
+    def keep(metrics):
+        gen = {name: float(metrics[name]) for name in KEPT if name in metrics}
+        gen["population_refills"] = float(metrics["population_behavior"][:, 0].mean())
+        gen["member_frames"] = float(metrics["population_steps"].sum())
+        gen["agent_frames"] = float(metrics.get("extra_steps", 0.0))  # novelty agents' episodes
+        return gen
+
     runs = []
     for seed in cfg["seeds"]:
         carry = trainer.init(jax.random.PRNGKey(seed))
         jax.block_until_ready(carry)
-        train_s = eval_s = 0.0
-        member_frames = agent_frames = 0.0
-        gens, checkpoints, k = [], [], 0
-        while k < len(marks):
-            t0 = time.perf_counter()
-            carry, metrics = trainer.run(carry, 1)
-            metrics = jax.tree.map(lambda v: np.asarray(v)[-1], metrics)
-            train_s += time.perf_counter() - t0  # np.asarray above waited for the result
-            refills = metrics["population_behavior"][:, 0]
-            member_frames += float(metrics["population_steps"].sum())
-            agent_frames += float(metrics.get("extra_steps", 0.0))  # novelty agents' episodes
-            gen = {name: float(metrics[name]) for name in KEPT if name in metrics}
-            gen["population_refills"] = float(refills.mean())
-            gens.append(gen)
-            if metrics["steps"] < marks[k]:
-                continue
-            t0 = time.perf_counter()
-            returns, ep_refills = map(np.asarray, measure(eval_keys[k],
-                                                          strategy.solution(carry.state)))
-            eval_s += time.perf_counter() - t0
-            point = {"frames": gen["steps"], "generation": len(gens),
-                     "score": float(returns.mean()), "refills": float(ep_refills.mean()),
-                     "refill_episodes": float((ep_refills >= 1).mean())}
-            while k < len(marks) and metrics["steps"] >= marks[k]:  # one generation may pass
-                checkpoints.append({"mark": marks[k], **point})
-                k += 1
+        run = C.train_to_frames(trainer, carry, marks, measure_point, keep)
+        gens, checkpoints = run["generations"], run["checkpoints"]
+        train_s, eval_s = run["train_s"], run["eval_s"]
+        member_frames = sum(g.pop("member_frames") for g in gens)
+        agent_frames = sum(g.pop("agent_frames") for g in gens)
         frames = gens[-1]["steps"]
         # every frame is in the budget: the trainer's steps = member episodes + agent episodes
         # (at least one step for each of the M initial and the G updated agents' evaluations)
