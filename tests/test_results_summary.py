@@ -61,6 +61,8 @@ README_CLAIMS = [
      "solution's mean final x over 10 episodes: OpenAI-ES 0/3 and NSR-ES 0/3 past the wall, "
      "although NSR-ES's population got around in 3/3 (`benchmarks/ant_trap_held_out.png`)",
      ["ant_trap_held_out_es", "ant_trap_held_out_nsr_es"]),
+    ("and NSRA-ES 1/3 (one-sided Fisher exact p = 0.5 against OpenAI-ES: not established; "
+     "`benchmarks/ant_trap_held_out_nsra.png`)", ["ant_trap_held_out_nsra_es"]),
     ("on held-out seeds: plain mutation and SM-G-SUM solve 0/10 each with 32 hidden layers at "
      "10,000 evaluations, and 0/5 each with 100 hidden layers (the seed paper's headline) at "
      "20,000 evaluations (`benchmarks/safe_mutations_100_layers.png`)",
