@@ -220,7 +220,12 @@ def auto_chunk_size(num_params: int, backend: str | None = None) -> int | None:
 
 def _evaluate(key, task, policy, members, get_params, context, pop_size, *, episodes,
               chunk_size, common_random_numbers, max_steps, experiences=0, obs_norm=None,
-              action_noise=0.0) -> Evaluation:
+              action_noise=0.0, group=1) -> Evaluation:
+    """Every evaluation. ``get_params(context, m)`` gives the parameters of ``members[m]``'s
+    member, or with ``group = G > 1`` of the ``G`` members ``m + g P/G`` (a leading axis ``G``):
+    the work then runs over the ``P/G`` groups, chunks and shards hold whole groups (padded
+    with copies of the last to a multiple of the devices), and the results are put back in
+    population order."""
     if int(episodes) < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if chunk_size is not None and int(chunk_size) < 1:
@@ -228,17 +233,23 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
     if chunk_size is None and not isinstance(task, FunctionTask):
         # An environment loop re-reads the parameters every step: keep a chunk's in cache.
         one = jax.eval_shape(get_params, context, jax.tree.map(lambda x: x[0], members))
-        chunk_size = auto_chunk_size(sum(x.size for x in jax.tree.leaves(one)))
+        chunk_size = auto_chunk_size(sum(x.size for x in jax.tree.leaves(one)) // group)
     experiences = int(experiences or 0)
     if experiences < 0:
         raise ValueError(f"experiences must be >= 0, got {experiences}")
     _actor(task, policy, obs_norm=obs_norm, experiences=experiences,
            action_noise=action_noise)  # bad options raise here, before any tracing
     keys = _episode_keys(key, pop_size, int(episodes), common_random_numbers)
+    if group > 1:  # member m + g P/G of group m keeps its own keys: [P/G, G, episodes, ...]
+        keys = jnp.moveaxis(keys.reshape(group, pop_size // group, *keys.shape[1:]), 0, 1)
+        chunk_size = None if chunk_size is None else max(1, int(chunk_size) // group)
 
     def members_batch(context, members, keys):
         context, norm = context  # the normalization statistics travel replicated with it
         params = jax.vmap(lambda m: get_params(context, m))(members)
+        if group > 1:  # [c] groups -> [c x G] members (the results go back to [c, G, ...])
+            params, keys = jax.tree.map(  # explicit sizes: a leaf may have a zero axis
+                lambda x: x.reshape(x.shape[0] * group, *x.shape[2:]), (params, keys))
         actor = _actor(task, policy, obs_norm=norm, experiences=experiences,
                        action_noise=action_noise)
         ret, length, behavior, outputs = _episodes(keys, task, actor, params, max_steps)
@@ -247,7 +258,11 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
             per_member["experiences"] = outputs["experiences"][:, -1]
         if "obs_stats" in outputs:
             per_member["obs_stats"] = jax.vmap(obs_stats_reduce)(outputs["obs_stats"])
-        return ret.mean(axis=1), length.sum(axis=1), behavior[:, -1], per_member
+        results = ret.mean(axis=1), length.sum(axis=1), behavior[:, -1], per_member
+        if group > 1:
+            results = jax.tree.map(
+                lambda y: y.reshape(y.shape[0] // group, group, *y.shape[1:]), results)
+        return results
 
     def run(context, members, keys):
         local = keys.shape[0]
@@ -266,17 +281,26 @@ def _evaluate(key, task, policy, members, get_params, context, pop_size, *, epis
         return _map_chunks(batch, (members, keys), int(chunk_size))
 
     devices = population_axis_size()
+    groups = pop_size // group
+    pad = -groups % devices if group > 1 else 0  # groups padded with copies, their results dropped
     if devices > 1:
-        if pop_size % devices:
+        if group == 1 and pop_size % devices:
             raise ValueError(
                 f"population size {pop_size} is not divisible by the {devices} devices of the "
                 "mesh's 'pop' axis; choose a multiple or a smaller mesh"
             )
+        if pad:
+            members, keys = jax.tree.map(
+                lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), (members, keys))
         pop = PartitionSpec(POP_AXIS)
         run = jax.shard_map(
             run, in_specs=(PartitionSpec(), pop, pop), out_specs=pop, check_vma=False
         )
-    fitness, steps, behavior, outputs = run((context, obs_norm), members, keys)
+    results = run((context, obs_norm), members, keys)
+    if group > 1:  # [P/G (+ pad), G, ...] -> population order [P, ...]
+        results = jax.tree.map(
+            lambda y: jnp.moveaxis(y[:groups], 1, 0).reshape(pop_size, *y.shape[2:]), results)
+    fitness, steps, behavior, outputs = results
     return Evaluation(fitness=fitness, behavior=behavior, steps=steps,
                       experiences=outputs.get("experiences"), obs_stats=outputs.get("obs_stats"))
 
@@ -353,15 +377,26 @@ def evaluate_members(
     experiences: int = 0,
     obs_norm=None,
     action_noise: float = 0.0,
+    group: int = 1,
 ) -> Evaluation:
     """Like :func:`evaluate`, but member ``i``'s parameters are built on the fly as
     ``member_fn(context, i)`` — with ``chunk_size`` no ``P x N`` array of parameters ever exists.
 
     ``context`` is a pytree (e.g. the strategy state and the ask key) replicated to every device.
+    ``group = G > 1``: ``member_fn(context, j)`` builds ``G`` members at once (a leading axis
+    ``G``), members ``j, j + P/G, ..., j + (G-1) P/G`` for ``j < P/G`` (a strategy's ``pair``:
+    a mirrored pair from one read of its noise). ``chunk_size`` still counts members (rounded
+    down to whole groups, at least one); each member keeps its own episode keys and the results
+    are in population order, as member by member. Over several devices the groups are padded
+    with copies of the last group to a multiple of the devices (their results are dropped), so
+    any ``P/G`` gives the same numbers on 1 and N devices.
     """
+    group = int(group)
+    if group < 1 or int(pop_size) % group:
+        raise ValueError(f"group must be a positive divisor of pop_size {pop_size}, got {group}")
     return _evaluate(
-        key, task, policy, jnp.arange(pop_size), member_fn, context, int(pop_size),
-        episodes=episodes, chunk_size=chunk_size,
+        key, task, policy, jnp.arange(int(pop_size) // group), member_fn, context,
+        int(pop_size), episodes=episodes, chunk_size=chunk_size,
         common_random_numbers=common_random_numbers, max_steps=max_steps,
-        experiences=experiences, obs_norm=obs_norm, action_noise=action_noise,
+        experiences=experiences, obs_norm=obs_norm, action_noise=action_noise, group=group,
     )

@@ -209,6 +209,8 @@ def evaluation_layout(strategy: Strategy, state, chunk_size: int | None):
     the mean once, 0.48 s for 1,024 members of 1M against 1.5 s at 64 members a chunk); a
     smaller one is built by ``ask`` at once and ``evaluate``
     picks its chunks (``evaluate.auto_chunk_size``). Decided from the shapes, at trace time.
+    A mirrored strategy (one with ``pair``) is then built pair by pair, see
+    :func:`bounded_members`.
     """
     if strategy.member is None:
         return False, chunk_size
@@ -220,6 +222,18 @@ def evaluation_layout(strategy: Strategy, state, chunk_size: int | None):
         return False, None
     fit = max(1, AUTO_BOUNDED_CHUNK_BYTES // (4 * num_params))
     return True, min(strategy.pop_size, 1 << (fit.bit_length() - 1))
+
+
+def bounded_members(strategy: Strategy) -> tuple[Callable, int]:
+    """``(member_fn, group)`` for :func:`~evojax_lab.evaluate.evaluate_members` in the bounded
+    layout: ``strategy.pair`` with groups of 2 when the strategy has one (mirrored sampling), so
+    each perturbation is drawn or read once for both of its members (half the noise of member
+    by member); ``strategy.member`` one by one otherwise. The choice does not depend on the
+    devices, so the run is the same on 1 and N of them.
+    """
+    if strategy.pair is not None:
+        return strategy.pair, 2
+    return strategy.member, 1
 
 
 def make_train(
@@ -314,8 +328,9 @@ def make_train(
         if bounded:
             # Members rebuilt from the state chunk by chunk: no P x N array of parameters (the
             # population ask returned is unused and compiled away).
-            return evaluate_members(key, task, policy, strategy.member, state,
-                                    strategy.pop_size, **options)
+            member_fn, group = bounded_members(strategy)
+            return evaluate_members(key, task, policy, member_fn, state, strategy.pop_size,
+                                    group=group, **options)
         return evaluate(key, task, policy, population, **options)
 
     def score_solution(key, state, obs_stats):

@@ -193,6 +193,28 @@ def test_member_equals_ask(mirrored, pop_size):
             np.testing.assert_allclose(one[name], population[name][i], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("source", [None, noise.table(size=1000)])
+def test_pair_equals_its_two_members(source):
+    """pair(state, j) = [member(state, j), member(state, j + P/2)], in OpenAI-ES and in NSR-ES
+    (members of its current agent): bit for bit with a table (a window is a slice); with fold-in
+    noise XLA fuses the normal's arithmetic into a different program, so up to float32 rounding
+    of eps (sigma x a few ulps of eps, < 1e-7 here)."""
+    strategies = [el.strategies.openai_es(10, SIGMA, noise=source),
+                  el.strategies.nsr_es(10, SIGMA, behavior_size=2, num_agents=2, noise=source,
+                                       agent_init=lambda key, _: make_params(3))]
+    for strategy in strategies:
+        _, state = strategy.ask(KEY, strategy.init(KEY, make_params(2)))
+        pairs = jax.jit(jax.vmap(strategy.pair, (None, 0)))(state, jnp.arange(5))
+        members = jax.jit(jax.vmap(strategy.member, (None, 0)))(state, jnp.arange(10))
+        atol = 0.0 if source is not None else 1e-7
+        for name in members:
+            for sign in (0, 1):
+                np.testing.assert_allclose(np.asarray(pairs[name][:, sign]),
+                                           np.asarray(members[name][5 * sign:5 * sign + 5]),
+                                           rtol=0, atol=atol)
+    assert el.strategies.openai_es(7, SIGMA, mirrored=False).pair is None
+
+
 def test_ask_is_deterministic_in_key():
     s = es(10)
     state = s.strategy.init(KEY, make_params())

@@ -1,5 +1,6 @@
 """Sharding over devices and processes: results equal a single device / single process."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -158,3 +159,66 @@ def test_importing_the_library_does_not_start_jax():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# -- mirrored pairs: each perturbation read once for both of its members ----------------------
+def _pair_setup(pop_size=8):
+    """A table noise source: pair's members equal member's bit for bit (see Strategy.pair)."""
+    task = el.tasks.make("CartPole-v1", max_steps=20)
+    policy = el.policies.for_task(task, hidden=(4,))
+    strategy = el.strategies.openai_es(pop_size, sigma=0.1, noise=el.noise.table(size=1000))
+    params = policy.init(jax.random.PRNGKey(0), np.zeros(4, np.float32))
+    _, asked = strategy.ask(jax.random.PRNGKey(2), strategy.init(jax.random.PRNGKey(1), params))
+    return task, policy, strategy, asked
+
+
+@pytest.mark.parametrize("chunk_size,crn,devices", [
+    (1, True, 1), (3, True, 1), (None, True, 1), (1, False, 1), (None, False, 1),
+    (2, False, 2), (None, True, 2),
+])
+def test_pairs_evaluate_exactly_like_members(chunk_size, crn, devices):
+    """group=2 with strategy.pair: every field of every member equal, in population order,
+    to member-by-member evaluation (own episode keys per member without common random
+    numbers; a chunk of 3 members holds one pair)."""
+    task, policy, strategy, asked = _pair_setup()
+    options = dict(chunk_size=chunk_size, common_random_numbers=crn, experiences=3,
+                   episodes=2)
+
+    def both(key, asked, stats):
+        members = el.evaluate_members(key, task, policy, strategy.member, asked, 8,
+                                      obs_norm=stats, **options)
+        pairs = el.evaluate_members(key, task, policy, strategy.pair, asked, 8, group=2,
+                                    obs_norm=stats, **options)
+        return members, pairs
+
+    mesh = el.parallel.make_mesh(jax.devices()[:2]) if devices == 2 else None
+    with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
+        members, pairs = jax.jit(both)(jax.random.PRNGKey(5), asked,
+                                       el.policies.obs_stats_init(task.observation_shape))
+    assert len(set(np.asarray(members.fitness).tolist())) > 1  # the members differ
+    for a, b in zip(jax.tree.leaves(members), jax.tree.leaves(pairs), strict=True):
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+
+
+def test_odd_number_of_pairs_is_the_same_on_one_and_two_devices():
+    """P = 6: 3 pairs over 2 devices are padded with a copy of the last pair (dropped), so the
+    bounded layout, which always evaluates pair by pair, gives one device's numbers."""
+    task, policy, strategy, asked = _pair_setup(pop_size=6)
+    assert el.train.bounded_members(strategy) == (strategy.pair, 2)
+    run = jax.jit(lambda k, s: el.evaluate_members(k, task, policy, strategy.pair, s, 6,
+                                                   group=2, common_random_numbers=False))
+    one = run(jax.random.PRNGKey(0), asked)
+    with jax.set_mesh(el.parallel.make_mesh(jax.devices()[:2])):
+        two = run(jax.random.PRNGKey(0), asked)
+    assert np.asarray(two.fitness).shape == (6,)
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two), strict=True):
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+    plain = el.strategies.openai_es(7, sigma=0.1, mirrored=False)
+    assert plain.pair is None and el.train.bounded_members(plain) == (plain.member, 1)
+
+
+def test_group_must_divide_the_population():
+    task, policy, strategy, asked = _pair_setup(pop_size=6)
+    with pytest.raises(ValueError, match="group must be a positive divisor of pop_size 6"):
+        el.evaluate_members(jax.random.PRNGKey(0), task, policy, strategy.pair, asked, 6,
+                            group=4)

@@ -73,6 +73,12 @@ class Strategy(NamedTuple):
         member: optional ``member(state, index) -> params``: member ``index`` of the population
             the last ``ask`` drew (``state`` is the one ``ask`` returned), built alone in O(N),
             so an evaluator can build the population chunk by chunk instead of all at once.
+        pair: optional, for mirrored sampling: ``pair(state, j) -> params`` with a leading axis
+            2, members ``j`` and ``j + P/2`` (``+eps_j`` and ``-eps_j``) from one draw of
+            ``eps_j``: an evaluator that builds members one by one draws or reads each
+            perturbation once instead of twice. The same members as ``member``'s (a table's
+            windows bit for bit; a fold-in draw may round differently in the last bit, as XLA
+            fuses the normal's arithmetic into a different program).
     """
 
     init: Callable[..., Any]
@@ -81,6 +87,7 @@ class Strategy(NamedTuple):
     solution: Callable[[Any], PyTree]
     pop_size: int
     member: Callable[[Any, Any], PyTree] | None = None
+    pair: Callable[[Any, Any], PyTree] | None = None
 
 
 class TrainResult(NamedTuple):

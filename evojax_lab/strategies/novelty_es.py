@@ -189,6 +189,9 @@ def _novelty_es(
     def member(state, index):
         return inner.member(agent_state(state, state.agent), index)
 
+    def pair(state, index):
+        return inner.pair(agent_state(state, state.agent), index)
+
     def behaviors_of(evaluation, n):
         behavior = jnp.asarray(evaluation.behavior, jnp.float32)
         if behavior.shape != (n, behavior_size):
@@ -312,7 +315,8 @@ def _novelty_es(
         return take(state.means, jnp.argmax(fitness))
 
     return Strategy(
-        init=init, ask=ask, tell=tell, solution=solution, pop_size=pop_size, member=member
+        init=init, ask=ask, tell=tell, solution=solution, pop_size=pop_size, member=member,
+        pair=pair if inner.pair is not None else None,
     )
 
 

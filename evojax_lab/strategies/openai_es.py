@@ -186,6 +186,15 @@ def openai_es(
         eps = noise_lib.sample_flat(source(dim), state.noise, key, index, dim)
         return unravel(flat_mean + sign * state.sigma * eps)
 
+    def pair(state, index):
+        """Members ``index`` and ``index + P/2`` (a leading axis 2) from one draw of their noise,
+        with ``member``'s arithmetic (see ``Strategy.pair``)."""
+        flat_mean, unravel = ravel(state.mean)
+        dim = flat_mean.shape[0]
+        eps = noise_lib.sample_flat(source(dim), state.noise, state.noise_key, index, dim)
+        signs = jnp.array([1.0, -1.0], jnp.float32)
+        return jax.vmap(lambda sign: unravel(flat_mean + sign * state.sigma * eps))(signs)
+
     def weighted_noise_sum(key, state, weights, dim):
         """``sum_i weights_i eps_i`` with regenerated noise, in a fixed blocked order.
 
@@ -262,5 +271,6 @@ def openai_es(
         return state.mean
 
     return Strategy(
-        init=init, ask=ask, tell=tell, solution=solution, pop_size=pop_size, member=member
+        init=init, ask=ask, tell=tell, solution=solution, pop_size=pop_size, member=member,
+        pair=pair if mirrored else None,
     )
