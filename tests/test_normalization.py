@@ -334,6 +334,19 @@ def cartpole_vbn():
     return task, ref, policy
 
 
+def np_vbn_logits(p, x, r, layers, normalize=True):
+    """VBNMLP's forward pass by hand in float64: each hidden layer normalized by the statistics
+    of the reference batch ``r`` pushed through the same layers (``normalize=False``: the same
+    network with the normalization left out, scale and bias kept)."""
+    for i in range(layers):
+        d, v = p[f"Dense_{i}"], p[f"VirtualBatchNorm_{i}"]
+        zx, zr = x @ d["kernel"] + d["bias"], r @ d["kernel"] + d["bias"]
+        mu, var = (zr.mean(0), zr.var(0)) if normalize else (0.0, 1.0 - 1e-5)
+        x = np.tanh((zx - mu) / np.sqrt(var + 1e-5) * v["scale"] + v["bias"])
+        r = np.tanh((zr - mu) / np.sqrt(var + 1e-5) * v["scale"] + v["bias"])
+    return x @ p["output"]["kernel"] + p["output"]["bias"]
+
+
 def test_reference_batch_is_fixed_and_from_random_actions(cartpole_vbn):
     task, ref, _ = cartpole_vbn
     assert ref.array.shape == (16, 4)
@@ -353,13 +366,7 @@ def test_vbn_mlp_matches_numpy_forward(cartpole_vbn):
     p = jax.tree.map(np.asarray, params)["params"]
 
     def forward(x, r):
-        for i in range(2):
-            d, v = p[f"Dense_{i}"], p[f"VirtualBatchNorm_{i}"]
-            zx, zr = x @ d["kernel"] + d["bias"], r @ d["kernel"] + d["bias"]
-            mu, var = zr.mean(0), zr.var(0)
-            x = np.tanh((zx - mu) / np.sqrt(var + 1e-5) * v["scale"] + v["bias"])
-            r = np.tanh((zr - mu) / np.sqrt(var + 1e-5) * v["scale"] + v["bias"])
-        return x @ p["output"]["kernel"] + p["output"]["bias"]
+        return np_vbn_logits(p, x, r, layers=2)
 
     r = ref.array.astype(np.float64)
     for obs in rng.normal(size=(3, 4)):
@@ -392,3 +399,24 @@ def test_vbn_policy_runs_a_generation(cartpole_vbn, kind):
         result.metrics["best_fitness"][0])) >= mean
     assert jax.tree.structure(result.solution) == jax.tree.structure(
         policy.init(jax.random.PRNGKey(0), jnp.zeros(4)))
+    # The trained solution acts with the reference batch's statistics: its rollout equals an
+    # episode stepped here with actions from the NumPy forward pass (argmax of the logits), and
+    # the same network without the normalization would have acted otherwise on that episode.
+    p = jax.tree.map(lambda x: np.asarray(x, np.float64), result.solution)["params"]
+    ref = np.asarray(policy.reference.array, np.float64)
+    key = jax.random.PRNGKey(4)
+    ret, length = (float(v) for v in el.rollout(key, task, policy, result.solution)[:2])
+    key, reset_key = jax.random.split(key)
+    obs, state = task.reset(reset_key)
+    total, steps, differs = 0.0, 0, False
+    while steps < 30:
+        x = np.asarray(obs, np.float64)
+        action = int(np.argmax(np_vbn_logits(p, x, ref, layers=2)))
+        differs |= action != int(np.argmax(np_vbn_logits(p, x, ref, 2, normalize=False)))
+        key, step_key = jax.random.split(key)
+        obs, state, reward, done = task.step(step_key, state, jnp.asarray(action))
+        total, steps = total + float(reward), steps + 1
+        if bool(done):
+            break
+    assert (ret, length) == (total, steps)
+    assert differs
