@@ -108,15 +108,16 @@ def strategy_of(name, mutation, behavior_size):
 _RUNS = {}
 
 
-def run(name, mutation, kind, mesh="auto"):
+def run(name, mutation, kind, mesh="auto", chunk_size=None):
     """make_train for GENS generations (cached: the 1-vs-2-device test reuses matrix cells)."""
-    cell = (name, mutation, kind, mesh is None)
+    cell = (name, mutation, kind, mesh is None, chunk_size)
     if cell not in _RUNS:
         task, policy, params = setup(kind)
         strategy = strategy_of(name, mutation_of(kind, mutation), task.behavior_size)
         # (no solution scoring: one rollout program less to compile per cell)
         trainer = el.make_train(task, policy, strategy, generations=GENS, eval_episodes=0,
-                                params=params, mesh=mesh, record=("steps",))
+                                params=params, mesh=mesh, record=("steps",),
+                                chunk_size=chunk_size)
         _RUNS[cell] = jax.block_until_ready(trainer(jax.random.PRNGKey(11)))
     return _RUNS[cell]
 
@@ -161,6 +162,16 @@ def test_every_strategy_runs_on_a_brax_task(name):
 def test_one_and_two_devices_agree_bit_for_bit(name):
     two = run(name, "gaussian", "CartPole-v1")
     one = run(name, "gaussian", "CartPole-v1", mesh=None)
+    leaves_equal(key_free_tree(one), key_free_tree(two))
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_bounded_layout_agrees_on_one_and_two_devices_bit_for_bit(name):
+    """chunk_size: members rebuilt from the state, pair by pair for the mirrored ES family
+    (Strategy.pair), one by one for the GAs (member)."""
+    two = run(name, "gaussian", "CartPole-v1", chunk_size=1)
+    one = run(name, "gaussian", "CartPole-v1", mesh=None, chunk_size=1)
+    check_finite_and_budget(two)
     leaves_equal(key_free_tree(one), key_free_tree(two))
 
 
