@@ -148,7 +148,9 @@ def plot(path, results):
         ax.set_xlabel("final torso x")
         ax.set_ylabel("final torso y")
         ax.grid(alpha=0.3)
-    fig.suptitle("brax/ant_trap: final positions of every evaluated ant (colour = generation)")
+    fig.suptitle("brax/ant_trap: final positions of every evaluated ant\n(colour = generation)"
+                 if len(results) == 1 else
+                 "brax/ant_trap: final positions of every evaluated ant (colour = generation)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
