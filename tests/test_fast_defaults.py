@@ -130,6 +130,27 @@ def test_tiled_table_sums_match_numpy():
     np.testing.assert_allclose(got, np.asarray(plain), rtol=1e-6, atol=1e-6)
 
 
+def test_tiled_table_sums_are_the_rows_in_order_at_any_tile():
+    """Each block's sum is its rows added in order, in float32 (NumPy by hand: ``acc = acc +
+    w_j * window_j``), whatever the tile: 16 (overlapping last tile), 25, 50 and 4M (one
+    full-width tile, the automatic one) give the same floats bit for bit."""
+    key, dim = jax.random.PRNGKey(7), 50
+    table = el.noise.table(1_000).init()
+    weights = jax.random.normal(jax.random.PRNGKey(8), (3, 5))
+    indices = jnp.arange(15).reshape(3, 5)
+    source = el.noise.table(1_000, tile=16)
+    offsets = np.asarray(jax.vmap(lambda i: noise.offset(source, key, i, dim))(indices.ravel()))
+    t, w = np.asarray(table), np.asarray(weights).reshape(-1)
+    expected = np.zeros((3, dim), np.float32)
+    for row, o in enumerate(offsets):
+        expected[row // 5] = expected[row // 5] + np.float32(w[row]) * t[o:o + dim]
+    for tile in (16, 25, 50, noise.AUTO_TILE):
+        got = noise.weighted_sums(source._replace(tile=tile), table, key, weights, indices, dim)
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(
+            noise.weighted_sums(source, table, key, weights, indices, dim)))
+
+
 def test_tiled_table_es_is_the_same_run_on_one_and_two_devices():
     strategy = el.strategies.openai_es(8, 0.1, noise=el.noise.table(10_000, tile=64))
     task = el.tasks.function(quadratic)
