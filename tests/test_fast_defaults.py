@@ -164,7 +164,7 @@ def test_tiled_table_es_is_the_same_run_on_one_and_two_devices():
 @pytest.mark.parametrize("pop_size", [32, 48, 2048])
 def test_tell_from_asks_draw_equals_block_by_block_regeneration(pop_size):
     """Small fold-in problems: tell takes its per-block products from one draw made as ask's
-    (XLA computes it once for both); an explicit chunk_size of the same block keeps the
+    (one product over the whole draw); an explicit chunk_size of the same block keeps the
     block-by-block regeneration. Same blocks, same products: the same run bit for bit."""
     block = -(-(pop_size // 2) // 8)  # tell's default block: ceil(n / 8)
     one_draw = run(el.strategies.openai_es(pop_size, 0.1), 100, generations=3)

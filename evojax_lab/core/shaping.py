@@ -20,10 +20,11 @@ def ranks(fitness: jax.Array) -> jax.Array:
     fitness = jnp.asarray(fitness)
     p = fitness.shape[0]
     nan = jnp.isnan(fitness)
-    # Two stable sorts = lexicographic order by (not NaN, fitness): NaNs first.
-    by_value = jnp.argsort(_nan_to_worst(fitness), stable=True)
-    order = by_value[jnp.argsort(jnp.logical_not(nan[by_value]), stable=True)]
-    value, missing = _nan_to_worst(fitness)[order], nan[order]
+    # One stable sort, lexicographic by (not NaN, fitness): NaNs first, ties in index order.
+    _, value, order = jax.lax.sort(
+        (jnp.logical_not(nan), _nan_to_worst(fitness), jnp.arange(p, dtype=jnp.int32)),
+        num_keys=2, is_stable=True)
+    missing = nan[order]
     new = jnp.concatenate([jnp.ones(1, bool), (value[1:] != value[:-1])
                            | (missing[1:] != missing[:-1])])
     group = jnp.cumsum(new) - 1  # ties share a group (consecutive in sorted order)

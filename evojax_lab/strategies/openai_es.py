@@ -211,11 +211,13 @@ def openai_es(
         no ``chunk_size``, ``n`` a multiple of the 8 blocks, blocks of 2 or more: a block of
         one is a product XLA fuses into the draw, with other roundings) draw the noise as
         ``ask`` did, in one batch with the same key, and take the same per-block products from
-        it: inside one program (a generation of ``make_train``) XLA then computes the draw once
-        for both and compiles fewer kernels (CartPole train, P = 2,048, one device: evosax's
-        compile time / ours 0.72-0.77x before, 0.80x after, ``benchmarks/compile_time.py`` on
-        one machine). The values equal the
-        block-by-block path's bit for bit (tests pin it).
+        it, in one product. The values equal the block-by-block path's bit for bit (tests pin
+        it). XLA does not merge this draw with ``ask``'s inside one generation of
+        ``make_train`` (jax 0.10.2: the optimized CartPole train, P = 2,048, holds two threefry
+        and two normal-transform fusions of ``[1024, 1282]``; loop-invariant code motion hoists
+        each copy's indices before common subexpressions are merged), so the noise is still
+        drawn twice per generation; the compile-time gain once reported for this path was
+        within the measurement's noise.
         """
         block = chunk_size if chunk_size is not None else max(1, -(-num_noise // 8))
         block = min(block, num_noise)
