@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -252,12 +253,20 @@ def versions() -> dict:
     return out
 
 
+#: What the benchmarks themselves write (sections, pictures, a run's JSON beside its script; not
+#: ``benchmarks/configs/``): changed, they leave the measured code as it was committed.
+OUTPUTS = re.compile(r"benchmarks/(RESULTS\.md|[^/]+\.(png|json))")
+
+
 def git_revision() -> str:
+    """The short commit of the checkout, ``+local changes`` when a tracked file other than a
+    benchmark output (:data:`OUTPUTS`) differs from it."""
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=ROOT, capture_output=True, text=True).stdout.splitlines()
+        dirty = [line for line in status if not OUTPUTS.fullmatch(line[3:].strip())]
         return rev + ("+local changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
