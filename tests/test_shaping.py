@@ -54,6 +54,7 @@ CASES = {
     "all_equal": [4.0, 4.0, 4.0, 4.0],
     "two": [2.0, 1.0],
     "infinities": [np.inf, 0.0, -np.inf, 1.0, -np.inf],
+    "signed_zeros": [0.0, -0.0, 1.0, -0.0, -1.0],  # -0.0 == 0.0: the three zeros tie
     "random": list(np.random.default_rng(0).normal(size=33)),
     "random_int_ties": list(np.random.default_rng(1).integers(0, 5, size=40).astype(float)),
 }
