@@ -19,7 +19,7 @@ Chunks on CPU: a vmapped rollout re-reads every member's parameters at every ste
 the whole population's parameters (``P x N`` floats) stream from memory once per step unless
 the members of one batch fit in cache. With ``chunk_size=None`` an environment task is therefore
 evaluated :func:`auto_chunk_size` members per device at a time on CPU backends (about 1 MiB of
-parameters per chunk, at least two members; about 1.6x the throughput of one batch on CartPole
+parameters per chunk, at least four members; about 1.6x the throughput of one batch on CartPole
 with a 4-32-32-2 MLP and P = 2,048, see ``benchmarks/scaling.py``). A chunk's loop stops as soon
 as its own members are done, so small chunks also waste fewer masked steps on members that
 finished before the chunk's longest episode: this is what large networks gain most from (see
@@ -190,7 +190,7 @@ def _episode_keys(key, pop_size, episodes, common_random_numbers):
 #: Parameter bytes per chunk that :func:`auto_chunk_size` aims at (about an L2 cache).
 AUTO_CHUNK_BYTES = 1 << 20
 #: Bounds of :func:`auto_chunk_size` (members per device).
-AUTO_CHUNK_MIN, AUTO_CHUNK_MAX = 2, 256
+AUTO_CHUNK_MIN, AUTO_CHUNK_MAX = 4, 256
 
 
 def auto_chunk_size(num_params: int, backend: str | None = None) -> int | None:
@@ -198,18 +198,22 @@ def auto_chunk_size(num_params: int, backend: str | None = None) -> int | None:
 
     On CPU: the largest power of two whose members' float32 parameters fit in
     :data:`AUTO_CHUNK_BYTES`, clamped to [:data:`AUTO_CHUNK_MIN`, :data:`AUTO_CHUNK_MAX`]
-    (128 for the 1,282 parameters of a 4-32-32-2 MLP, 2 for the 132,179 of the MinAtar CNN on
+    (128 for the 1,282 parameters of a 4-32-32-2 MLP, 4 for the 132,179 of the MinAtar CNN on
     Breakout). ``None`` (everything at once) on other backends.
 
     Large networks get small chunks: the loop of a chunk runs until its longest episode ends,
     stepping (and masking) the members already done, and next to a large network's compute the
     per-step overhead that bigger chunks spread is small. On Breakout-MinAtar with the MinAtar
     CNN (P = 2,048, episodes of 6 to 16 steps) a chunk of 8 executes 1.42 steps per step
-    taken, a chunk of 2 1.07 (``benchmarks/RESULTS.md``, rollout ceiling). The lower bound is
-    2, not 1: XLA compiles a batch of one
+    taken, a chunk of 4 1.20, a chunk of 2 1.07 (``benchmarks/RESULTS.md``, rollout ceiling),
+    yet 4 is the fastest chunk of at least 2 on both machines measured: the hand-written
+    ceiling 3% above 2 on a 2-core Intel Xeon, 0.5-10% above it in two runs on a 2-core AMD EPYC,
+    and ``el.evaluate`` itself 1.01-1.11x faster at 4 than at 2 there (six interleaved calls).
+    The lower bound is not 1: XLA compiles a batch of one
     member differently, and its floats can differ from one batch's in the last bit, while
     larger chunks keep one batch's numbers (``tests/test_evaluate.py``). Chunks of one are
-    faster still on the MinAtar CNN (``benchmarks/rollout_ceiling.py``): pass ``chunk_size=1``.
+    faster still on the MinAtar CNN on some CPUs (``benchmarks/rollout_ceiling.py``, Intel
+    Xeon): pass ``chunk_size=1``.
     """
     backend = jax.default_backend() if backend is None else backend
     if backend != "cpu":

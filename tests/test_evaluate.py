@@ -212,9 +212,9 @@ def test_auto_chunk_size():
     assert auto_chunk_size(1282, "cpu") == 128  # 4-32-32-2 MLP: 128 x 5 KB <= 1 MiB
     assert auto_chunk_size(4610, "cpu") == 32
     assert auto_chunk_size(34_434, "cpu") == 4  # 4-256-128-2 MLP
-    assert auto_chunk_size(67_586, "cpu") == 2
-    assert auto_chunk_size(132_179, "cpu") == 2  # the MinAtar CNN on Breakout: lower bound
-    assert auto_chunk_size(10_000_000, "cpu") == 2  # lower bound (not one member a chunk)
+    assert auto_chunk_size(67_586, "cpu") == 4  # 2 x 270 KB fit, but the lower bound is 4
+    assert auto_chunk_size(132_179, "cpu") == 4  # the MinAtar CNN on Breakout: lower bound
+    assert auto_chunk_size(10_000_000, "cpu") == 4  # lower bound (not one member a chunk)
     assert auto_chunk_size(10, "cpu") == 256  # upper bound
     assert auto_chunk_size(1282, "gpu") is None
 
