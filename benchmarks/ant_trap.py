@@ -148,9 +148,9 @@ def plot(path, results):
         ax.set_xlabel("final torso x")
         ax.set_ylabel("final torso y")
         ax.grid(alpha=0.3)
-    fig.suptitle("brax/ant_trap: final positions of every evaluated ant\n(colour = generation)"
-                 if len(results) == 1 else
-                 "brax/ant_trap: final positions of every evaluated ant (colour = generation)")
+    wrap = "\n" if len(results) == 1 else " "  # one panel: too narrow for one line
+    fig.suptitle(f"brax/ant_trap: final positions of every evaluated ant{wrap}"
+                 "(colour = generation)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

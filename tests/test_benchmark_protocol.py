@@ -66,3 +66,62 @@ def test_bootstrap_interval_of_a_mean_difference(common):
     assert 0.0 <= low and high <= 4.0  # a resampled mean of the first arm lies in [3, 7]
     assert common.bootstrap_mean_difference([4.0, 6.0], [3.0, 3.0]) == \
         common.bootstrap_mean_difference([4.0, 6.0], [3.0, 3.0])  # fixed seed: reproducible
+
+
+def test_git_revision_ignores_what_benchmarks_write(common, tmp_path, monkeypatch):
+    """A section's commit: benchmark outputs (RESULTS.md, pictures, a run's JSON) left changed
+    keep it clean; code or a frozen config changed make it '+local changes'."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    files = ["benchmarks/RESULTS.md", "benchmarks/run.png", "benchmarks/run.json",
+             "benchmarks/configs/frozen.json", "benchmarks/script.py"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    clean = common.git_revision()
+    assert clean and "+" not in clean
+    for name in files[:3]:
+        (tmp_path / name).write_text("b\n")
+    assert common.git_revision() == clean
+    for name in files[3:]:
+        git("checkout", "-q", "--", *files[:3])
+        (tmp_path / name).write_text("b\n")
+        assert common.git_revision() == clean + "+local changes", name
+        git("checkout", "-q", "--", name)
+
+
+def test_train_to_frames_measures_each_mark_once(common):
+    """30 frames a generation, marks 50, 60 and 100: generation 2 (60 frames) passes 50 and 60
+    and is measured once for both, generation 4 (120 frames) passes 100; nothing after."""
+
+    class Trainer:
+        def run(self, carry, n):
+            assert n == 1
+            import numpy as np
+
+            return carry + 1, {"steps": np.array([30.0 * (carry + 1)]),
+                               "best_fitness": np.array([float(carry)])}
+
+    measured = []
+
+    def measure(k, carry):
+        measured.append((k, carry))
+        return {"score": 10.0 * carry}
+
+    run = common.train_to_frames(Trainer(), 0, [50, 60, 100], measure,
+                                 keep=lambda m: {"steps": float(m["steps"])})
+    assert measured == [(0, 2), (2, 4)]
+    assert run["carry"] == 4
+    assert [g["steps"] for g in run["generations"]] == [30.0, 60.0, 90.0, 120.0]
+    assert run["checkpoints"] == [
+        {"mark": 50, "frames": 60.0, "generation": 2, "score": 20.0},
+        {"mark": 60, "frames": 60.0, "generation": 2, "score": 20.0},
+        {"mark": 100, "frames": 120.0, "generation": 4, "score": 40.0},
+    ]
