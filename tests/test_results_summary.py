@@ -38,9 +38,8 @@ README_CLAIMS = [
      "devices (1.66× on 1 device)", ["cartpole_env_steps"]),
     ("2 host devices 1.98× the evaluation throughput of 1", ["scaling_host_devices"]),
     ("N = 4M, P = 4,096 ES generations in 4.80 GB", ["memory_4m"]),
-    ("the targets not met (compile time, Breakout-MinAtar against the ceiling and on 2 devices, "
-     "memory bandwidth)",
-     ["compile_time", "rollout_vs_ceiling", "rollout_host_devices", "es_quadratic_bandwidth"]),
+    ("the targets not met (compile time, Breakout-MinAtar on 2 devices, memory bandwidth)",
+     ["compile_time", "rollout_host_devices", "es_quadratic_bandwidth"]),
     ("MinAtar at an equal budget of 200k frames (P = 64, 3 seeds): on Breakout the Deep GA "
      "scores 5.83 ± 0.76 against random search's 3.00 and OpenAI-ES's 2.50; on SpaceInvaders "
      "15.00 vs 11.33 vs 7.00", ["minatar_deep_ga"]),
