@@ -27,6 +27,9 @@ Rows:
   library's evaluation with the same key: an oracle no real rollout has), so the ceiling
   executes the same steps as a done-masked loop over that chunk but pays nothing for masking;
   the best of the chunk sizes ``--chunks`` (the winner and the whole sweep are reported);
+* ``process on 1 core`` (CPU only): the 1-device library row again, in a process pinned to
+  one core: what one device does without the second core, the yardstick that separates what
+  the split over host devices adds from what one device's own threads already take;
 * ``evosax``: ``GymnaxProblem.eval`` (its fixed-length scan over gymnax's auto-resetting
   ``step``, every member all ``episode_length`` = cutoff steps), no observation normalization.
 
@@ -212,7 +215,10 @@ def _evosax(cfg: dict, task, policy):
 
 def worker(cfg: dict) -> None:
     import contextlib
+    import os
 
+    if cfg["role"] == "one_core":  # before JAX starts its threads
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -327,9 +333,12 @@ def main() -> None:
     for name in args.tasks:
         base = {"task": name, "pop_size": args.pop_size, "max_steps": max_steps[name],
                 "start": starts[name], "reps": args.reps, "chunks": chunks[name]}
-        runs = {"main": [], "library": []}
+        runs = {"main": [], "library": [], "one_core": []}
         for r in range(args.rounds):
-            for role, d in [("main", 1)] + [("library", d) for d in device_counts[1:]]:
+            roles = [("main", 1)] + [("library", d) for d in device_counts[1:]]
+            if cpu:  # what one device does on one core: the yardstick of the device split
+                roles.append(("one_core", 1))
+            for role, d in roles:
                 print(f"[{name}, round {r + 1}/{args.rounds}] {role}, {d} device(s) ...",
                       flush=True)
                 res = C.run_worker(__file__, {**base, "role": role}, host_devices=d)
@@ -376,6 +385,23 @@ def main() -> None:
                          for a, b in zip(rs, main_runs, strict=True)]
             checks.append((f"{TASKS[name]}: evojax_lab default, {d} vs 1 host devices",
                            C.median(per_round), "x", "" if args.quick else ">= 1.8"))
+        if runs["one_core"]:
+            rs = runs["one_core"]
+            sps = C.median([x for r in rs for x in r["steps_per_s_all"]])
+            rows.append([label, "evojax_lab default (el.evaluate), process on 1 core", 1,
+                         "auto", args.pop_size, C.median([x for r in rs for x in r["eval_s_all"]]),
+                         f"{sps:,.0f}", sps / sweep[best], length,
+                         max(r["peak_rss_gb"] for r in rs)])
+            one = [C.median(a["steps_per_s_all"]) for a in rs]
+            checks.append((f"{TASKS[name]}: 1 device on 2 cores vs on 1 core (what one device's "
+                           "own threads add)", C.median([C.median(b["steps_per_s_all"]) / o for b, o
+                                                         in zip(main_runs, one, strict=True)]),
+                           "x", ""))
+            if runs["library"]:
+                checks.append((f"{TASKS[name]}: {d} host devices vs {d} x 1 device on 1 core "
+                               "(the device split alone)", C.median(
+                                   [C.median(a["steps_per_s_all"]) / (d * o)
+                                    for a, o in zip(runs["library"], one, strict=True)]), "x", ""))
         rows.append([label, "hand-written ceiling (best chunk)", 1, best, args.pop_size,
                      C.median([x for r in main_runs for x in r["ceiling_eval_s_all"][best]]),
                      f"{sweep[best]:,.0f}", 1.0, length, ""])
@@ -413,6 +439,11 @@ def main() -> None:
         "is done (the library's loop stops at the same step).",
         "evosax scans the whole cutoff for every member whatever happens; on Breakout only "
         "the steps up to the first done count.",
+        "`process on 1 core`: the 1-device library row in a process pinned to one core "
+        "(`os.sched_setaffinity`), its own process in every round. One device's program can use "
+        "the second core by itself (XLA:CPU runs some kernels on several threads); the 2 vs 1 "
+        "devices target then asks for more than the split can add, and 2 devices against twice "
+        "the 1-core figure shows what the split itself does.",
         *notes]
     C.save_section(args, TITLE, start, settings, table, checks, notes)
 
