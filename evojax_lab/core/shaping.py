@@ -21,10 +21,10 @@ def ranks(fitness: jax.Array) -> jax.Array:
     p = fitness.shape[0]
     nan = jnp.isnan(fitness)
     # One stable sort, lexicographic by (not NaN, fitness): NaNs first, ties in index order.
-    _, value, order = jax.lax.sort(
+    present, value, order = jax.lax.sort(
         (jnp.logical_not(nan), _nan_to_worst(fitness), jnp.arange(p, dtype=jnp.int32)),
         num_keys=2, is_stable=True)
-    missing = nan[order]
+    missing = jnp.logical_not(present)
     new = jnp.concatenate([jnp.ones(1, bool), (value[1:] != value[:-1])
                            | (missing[1:] != missing[:-1])])
     group = jnp.cumsum(new) - 1  # ties share a group (consecutive in sorted order)

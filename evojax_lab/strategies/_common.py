@@ -40,7 +40,7 @@ def fitness_metrics(fitness: jax.Array) -> dict:
         "best_fitness": jnp.where(some, jnp.max(jnp.where(nan, -jnp.inf, fitness)), jnp.nan),
         "mean_fitness": jnp.where(some, jnp.sum(jnp.where(nan, 0.0, fitness))
                                   / jnp.maximum(count, 1), jnp.nan),
-        "num_nan": jnp.sum(nan).astype(jnp.int32),
+        "num_nan": (fitness.shape[0] - count).astype(jnp.int32),
     }
 
 
