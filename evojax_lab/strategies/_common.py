@@ -34,10 +34,14 @@ def fitness_metrics(fitness: jax.Array) -> dict:
     """Best and mean of the non-NaN fitness values (NaN when every value is NaN, never a made-up
     0.0) and how many were NaN."""
     nan = jnp.isnan(fitness)
-    count = jnp.sum(~nan)
+    # best and count in one pass (both exact in any order)
+    best, count = jax.lax.reduce(
+        (jnp.where(nan, -jnp.inf, fitness), (~nan).astype(jnp.int32)),
+        (jnp.float32(-jnp.inf), jnp.int32(0)),
+        lambda a, b: (jnp.maximum(a[0], b[0]), a[1] + b[1]), (0,))
     some = count > 0
     return {
-        "best_fitness": jnp.where(some, jnp.max(jnp.where(nan, -jnp.inf, fitness)), jnp.nan),
+        "best_fitness": jnp.where(some, best, jnp.nan),
         "mean_fitness": jnp.where(some, jnp.sum(jnp.where(nan, 0.0, fitness))
                                   / jnp.maximum(count, 1), jnp.nan),
         "num_nan": (fitness.shape[0] - count).astype(jnp.int32),
