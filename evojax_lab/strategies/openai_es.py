@@ -217,7 +217,10 @@ def openai_es(
         and two normal-transform fusions of ``[1024, 1282]``; loop-invariant code motion hoists
         each copy's indices before common subexpressions are merged), so the noise is still
         drawn twice per generation; the compile-time gain once reported for this path was
-        within the measurement's noise.
+        within the measurement's noise. What the path does buy is run time: one batched draw
+        and one product instead of a loop over blocks, the CartPole train (P = 2,048, 20
+        generations, one device) 1.06-1.26x faster in interleaved calls (median 0.34 s against
+        0.39 s), the same floats.
         """
         block = chunk_size if chunk_size is not None else max(1, -(-num_noise // 8))
         block = min(block, num_noise)
