@@ -444,3 +444,26 @@ def test_table_too_small_for_params_raises():
     state = s.init(KEY, make_params())
     with pytest.raises(ValueError, match="noise table has 6 entries"):
         s.ask(KEY, state)
+
+
+@pytest.mark.parametrize("fitness", [
+    [1.0, -2.0, 3.0, 0.5],
+    [np.nan, -np.inf, np.nan, -np.inf],  # every number -inf: best -inf, not NaN
+    [np.nan, 2.0, np.inf, -1.0],
+    [-0.0, 0.0, np.nan, -3.0],
+    [np.nan, np.nan, np.nan, np.nan],
+])
+def test_fitness_metrics_match_numpy(fitness):
+    """best / mean of the numbers (NaN when there is none) and the NaN count, against NumPy."""
+    from evojax_lab.strategies._common import fitness_metrics
+
+    f = np.asarray(fitness, np.float32)
+    got = jax.jit(fitness_metrics)(jnp.asarray(f))
+    numbers = f[~np.isnan(f)]
+    best = numbers.max() if numbers.size else np.nan
+    with np.errstate(invalid="ignore"):
+        mean = numbers.mean() if numbers.size else np.nan
+    np.testing.assert_array_equal(np.float32(got["best_fitness"]), np.float32(best))
+    np.testing.assert_array_equal(np.float32(got["mean_fitness"]), np.float32(mean))
+    assert int(got["num_nan"]) == int(np.isnan(f).sum())
+    assert got["num_nan"].dtype == jnp.int32
